@@ -1,0 +1,624 @@
+"""Train SimpleViT on CIFAR-10 (or any image-classification dataset) with `accelerate`.
+
+    accelerate launch run_train.py                              # CPU, one GPU, or what `accelerate config` says
+    python run_train.py --dataset-name ../shared/datasets/cifar10 --epochs 5
+    accelerate launch --multi_gpu --num_processes 2 run_train.py  # two processes (gloo DDP on a CPU machine)
+
+The script reads top to bottom as the steps of training:
+    1. arguments  2. accelerator  3. data  4. model  5. optimizer and schedule  6. loop  7. evaluate  8. save
+The defaults are the tutorial's recipe (AdamW lr 1e-2, wd 1e-2, constant LR, batch 256, 100 epochs, random
+flip + RandomResizedCrop(0.8-1.0)); `--recipe improved` selects a better one for the same model.
+"""
+
+import argparse
+import inspect
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parent
+ACCURACY_METRIC = ROOT / "metrics" / "accuracy"  # a local `evaluate` module: evaluate.load("accuracy") needs the Hub
+
+# Presets: each sets defaults that explicit flags still override. "tutorial" is the argparse defaults themselves.
+RECIPES = {
+    "tutorial": {},
+    "improved": {
+        "lr": 2e-3,
+        "weight_decay": 5e-2,
+        "lr_scheduler": "cosine",
+        "warmup_epochs": 5,
+        "label_smoothing": 0.1,
+        "batch_size": 128,
+        "augmentation": "trivialaugment",
+    },
+}
+AUGMENTATIONS = ("tutorial", "none", "trivialaugment", "randaugment")
+
+
+class CLIError(Exception):
+    """A mistake in how the script was called: reported as one line, no traceback."""
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message):
+        raise CLIError(message)
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# 1. Arguments
+# ----------------------------------------------------------------------------------------------------------------
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = _OneLineParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add = parser.add_argument
+    add("--recipe", choices=sorted(RECIPES), default="tutorial", help="preset of training hyper-parameters")
+    # Data
+    add("--dataset-name", default="uoft-cs/cifar10", help="Hub dataset id, a local copy in Hub layout, or an image folder")
+    add("--image-column", default=None, help="image column (default: detect 'img' or 'image')")
+    add("--label-column", default=None, help="label column (default: detect 'label' or 'labels')")
+    add("--train-split", default="train")
+    add("--eval-split", default="test")
+    add("--validation-split-percentage", type=float, default=10.0,
+        help="percentage of train held out for evaluation when the dataset has no eval split")
+    add("--max-train-samples", type=_positive_int, default=None, help="use only the first N training rows")
+    add("--max-eval-samples", type=_positive_int, default=None, help="use only the first N evaluation rows")
+    add("--augmentation", choices=AUGMENTATIONS, default="tutorial")
+    add("--num-workers", type=_non_negative_int, default=0, help="processes for the one-time image decoding")
+    # Run
+    add("--exp-name", default="simple-vit")
+    add("--output-dir", default=None, help="default: experiments/<exp-name>")
+    add("--seed", type=int, default=42)
+    add("--epochs", type=_positive_int, default=100)
+    add("--batch-size", type=_positive_int, default=256, help="per process")
+    add("--lr", type=float, default=1e-2)
+    add("--weight-decay", type=float, default=1e-2)
+    add("--lr-scheduler", choices=("constant", "cosine"), default="constant")
+    add("--warmup-epochs", type=float, default=0.0)
+    add("--label-smoothing", type=float, default=0.0)
+    add("--gradient-accumulation-steps", type=_positive_int, default=1)
+    add("--mixed-precision", choices=("no", "fp16", "bf16"), default=None,
+        help="default: accelerate's config, else bf16 on a GPU that supports it, else no")
+    add("--compile", action="store_true", help="torch.compile the model (through accelerate's dynamo plugin)")
+    add("--model-config", default=None, help="JSON file overriding SimpleViTConfig fields")
+    add("--save-model-every", type=_non_negative_int, default=0,
+        help="write a resumable checkpoint every N epochs (0: only the final model)")
+    add("--resume-from-checkpoint", default=None, help="a checkpoint folder, or 'latest' in the output dir")
+    add("--report-to", default="none", help="accelerate trackers (e.g. tensorboard, wandb, all), or none")
+    add("--eval-batch-size", type=_positive_int, default=None, help="default: 2 x batch size")
+
+    # The recipe is read first so that its values become defaults and explicit flags still win.
+    known, _ = parser.parse_known_args(argv)
+    parser.set_defaults(**RECIPES[known.recipe])
+    args = parser.parse_args(argv)
+    if args.output_dir is None:
+        args.output_dir = os.path.join("experiments", args.exp_name)
+    if not 0 <= args.label_smoothing < 1:
+        raise CLIError(f"--label-smoothing must be in [0, 1), got {args.label_smoothing}")
+    if not 0 < args.validation_split_percentage < 100:
+        raise CLIError(f"--validation-split-percentage must be in (0, 100), got {args.validation_split_percentage}")
+    return args
+
+
+def load_model_config_overrides(path) -> dict:
+    """Read --model-config and reject any key that is not a SimpleViTConfig field (a typo must not pass silently)."""
+    from configuration_simple_vit import SimpleViTConfig
+
+    if path is None:
+        return {}
+    try:
+        overrides = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise CLIError(f"--model-config file not found: {path}") from None
+    except json.JSONDecodeError as err:
+        raise CLIError(f"--model-config {path} is not valid JSON: {err}") from None
+    if not isinstance(overrides, dict):
+        raise CLIError(f"--model-config {path} must hold a JSON object of SimpleViTConfig fields")
+    fields = set(inspect.signature(SimpleViTConfig.__init__).parameters) - {"self", "kwargs"}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise CLIError(f"unknown field(s) in --model-config {path}: {', '.join(unknown)}; known: {', '.join(sorted(fields))}")
+    return overrides
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# 3. Data helpers: load once, decode once, then serve tensors by index
+# ----------------------------------------------------------------------------------------------------------------
+def load_splits(args):
+    """Return (train, eval) `datasets.Dataset`s, the image and label column names and the class names."""
+    import datasets
+
+    datasets.utils.logging.set_verbosity_error()
+    try:
+        dsd = datasets.load_dataset(args.dataset_name)
+    except Exception as err:  # datasets raises several types (FileNotFoundError, DatasetNotFoundError, ...)
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CLIError(f"could not load dataset {args.dataset_name!r}: {first_line}") from None
+    if args.train_split not in dsd:
+        raise CLIError(f"dataset {args.dataset_name!r} has no {args.train_split!r} split (splits: {', '.join(dsd)})")
+    train = dsd[args.train_split]
+
+    columns = train.column_names
+    image_column = args.image_column or next((c for c in ("img", "image") if c in columns), None)
+    label_column = args.label_column or next((c for c in ("label", "labels") if c in columns), None)
+    if image_column not in columns:
+        raise CLIError(f"no image column {image_column or '(img/image)'!r} in dataset; columns found: {', '.join(columns)}")
+    if label_column not in columns:
+        raise CLIError(f"no label column {label_column or '(label/labels)'!r} in dataset; columns found: {', '.join(columns)}")
+
+    if args.eval_split in dsd:
+        evaluation = dsd[args.eval_split]
+    else:
+        # No held-out split: carve one from train with a fixed seed, so every run (and every process) agrees.
+        parts = train.train_test_split(test_size=args.validation_split_percentage / 100, seed=args.seed)
+        train, evaluation = parts["train"], parts["test"]
+
+    # The first N rows, before any shuffling, so a quick run always sees the same samples.
+    if args.max_train_samples is not None:
+        train = train.select(range(min(args.max_train_samples, len(train))))
+    if args.max_eval_samples is not None:
+        evaluation = evaluation.select(range(min(args.max_eval_samples, len(evaluation))))
+
+    feature = train.features[label_column]
+    if isinstance(feature, datasets.ClassLabel):
+        class_names = list(feature.names)
+    else:
+        num_classes = int(max(max(train[label_column]), max(evaluation[label_column]))) + 1
+        class_names = [str(i) for i in range(num_classes)]
+    return train, evaluation, image_column, label_column, class_names
+
+
+def decode_images(dataset, image_column, label_column, image_size, num_proc=None):
+    """Decode every image once into a uint8 tensor (N, 3, image_size, image_size) plus labels (N,).
+
+    `datasets` decodes an Image column with PIL on *every* access; doing it once with `map` (whose result
+    `datasets` caches on disk by fingerprint, so later runs skip it) and indexing tensors afterwards keeps the
+    data pipeline from costing anything per epoch.
+    """
+    import datasets
+    from torchvision.transforms import v2
+
+    def to_arrays(batch):
+        pixels = []
+        for image in batch[image_column]:
+            tensor = v2.functional.pil_to_tensor(image.convert("RGB"))  # (3, H, W) uint8
+            if tensor.shape[-2:] != (image_size, image_size):
+                # Same resize as the saved image processor (bilinear, antialiased, on uint8).
+                tensor = v2.functional.resize(tensor, [image_size, image_size], antialias=True)
+            pixels.append(tensor.numpy())
+        return {"pixels": pixels, "labels": batch[label_column]}
+
+    features = datasets.Features(
+        {"pixels": datasets.Array3D((3, image_size, image_size), "uint8"), "labels": datasets.Value("int64")}
+    )
+    decoded = dataset.map(
+        to_arrays, batched=True, batch_size=1000, remove_columns=dataset.column_names, features=features,
+        num_proc=num_proc or None, desc="Decoding images (once)",
+    ).with_format("numpy")[:]  # one read of the whole table as numpy arrays
+    return torch.from_numpy(np.ascontiguousarray(decoded["pixels"])), torch.from_numpy(decoded["labels"])
+
+
+def make_image_processor(config):
+    """The `transformers` image processor saved with the model: exactly the evaluation transform."""
+    from transformers import ViTImageProcessor
+
+    return ViTImageProcessor(
+        do_resize=True,
+        size={"height": config.image_size, "width": config.image_size},
+        do_rescale=True,
+        rescale_factor=1 / 255,
+        do_normalize=True,
+        image_mean=[0.5, 0.5, 0.5],
+        image_std=[0.5, 0.5, 0.5],
+    )
+
+
+def normalize(images, processor):
+    """Rescale and normalise float images in [0, 255] exactly as `processor` does: (x / 255 - mean) / std."""
+    mean = torch.tensor(processor.image_mean, device=images.device).view(1, -1, 1, 1)
+    std = torch.tensor(processor.image_std, device=images.device).view(1, -1, 1, 1)
+    return (images * processor.rescale_factor - mean) / std
+
+
+class BatchAugment:
+    """The training augmentation, applied to a whole uint8 batch on its device; returns float in [0, 255].
+
+    torchvision's v2 transforms draw *one* set of random parameters per call, so a batch passed to them would be
+    cropped and flipped identically. Per-sample calls cost ~35 ms per 256 images on this CPU (10% of a training
+    step), so the tutorial's crop + flip draw per-sample parameters (same distribution as
+    `v2.RandomResizedCrop`) and apply them in one `torchvision.ops.roi_align` call, which resamples each image's
+    own box bilinearly, on CPU or GPU alike. The stronger policies (TrivialAugment / RandAugment) are torchvision
+    v2 transforms applied per image before the crop.
+    """
+
+    def __init__(self, kind, image_size, scale=(0.8, 1.0), ratio=(3 / 4, 4 / 3)):
+        from torchvision.transforms import v2
+
+        self.kind = kind
+        self.image_size = image_size
+        self.scale = scale
+        self.log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+        self.policy = {"trivialaugment": v2.TrivialAugmentWide(), "randaugment": v2.RandAugment()}.get(kind)
+
+    def crop_boxes(self, n, size, device, tries=10):
+        """Per-sample RandomResizedCrop boxes (index, x1, y1, x2, y2), drawn as v2.RandomResizedCrop draws them:
+        area fraction uniform in `scale`, aspect ratio log-uniform in `ratio`, first of 10 tries that fits,
+        else the whole image."""
+        area = torch.empty(n, tries, device=device).uniform_(*self.scale) * size * size
+        aspect = torch.exp(torch.empty(n, tries, device=device).uniform_(*self.log_ratio))
+        width, height = torch.sqrt(area * aspect).round(), torch.sqrt(area / aspect).round()
+        fits = (width <= size) & (height <= size) & (width > 0) & (height > 0)
+        choice = fits.to(torch.uint8).argmax(dim=1, keepdim=True)  # first try that fits
+        width, height = width.gather(1, choice).squeeze(1), height.gather(1, choice).squeeze(1)
+        none_fit = ~fits.any(dim=1)
+        width, height = width.masked_fill(none_fit, size), height.masked_fill(none_fit, size)
+        top = torch.floor(torch.rand(n, device=device) * (size - height + 1))
+        left = torch.floor(torch.rand(n, device=device) * (size - width + 1))
+        index = torch.arange(n, device=device, dtype=width.dtype)
+        return torch.stack([index, left, top, left + width, top + height], dim=1)
+
+    def __call__(self, images):
+        # images: (batch, 3, H, W) uint8 -> (batch, 3, image_size, image_size) float in [0, 255]
+        if self.kind == "none":
+            return images.float()
+        if self.policy is not None:
+            images = torch.stack([self.policy(image) for image in images])
+        from torchvision.ops import roi_align
+
+        n, size = images.shape[0], images.shape[-1]
+        boxes = self.crop_boxes(n, size, images.device)
+        # sampling_ratio=1, aligned=True: one bilinear sample at each output pixel centre (a plain resize).
+        out = roi_align(images.float(), boxes, output_size=self.image_size, spatial_scale=1.0, sampling_ratio=1,
+                        aligned=True)
+        flip = torch.rand(n, device=images.device) < 0.5
+        return torch.where(flip.view(-1, 1, 1, 1), out.flip(-1), out)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Training state that is not a model/optimizer/scheduler: saved and restored with accelerate's checkpoints
+# ----------------------------------------------------------------------------------------------------------------
+class TrainingHistory:
+    """Per-epoch metrics and elapsed training time; registered with `accelerator.register_for_checkpointing`."""
+
+    def __init__(self):
+        self.metrics = {"epoch": [], "train_loss": [], "eval_loss": [], "eval_accuracy": []}
+        self.wall_time_seconds = 0.0
+
+    @property
+    def epochs_done(self):
+        return len(self.metrics["epoch"])
+
+    def state_dict(self):
+        return {"metrics": self.metrics, "wall_time_seconds": self.wall_time_seconds}
+
+    def load_state_dict(self, state):
+        self.metrics = state["metrics"]
+        self.wall_time_seconds = state["wall_time_seconds"]
+
+
+def write_atomically(path: Path, write):
+    """Write a file through a temporary sibling and rename it over `path`: a crash leaves the old file whole."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the permissions open() would
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def plot_metrics(metrics, path):
+    """The tutorial's figure: train and test loss, and test accuracy, per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    ax1.plot(metrics["epoch"], metrics["train_loss"], label="train loss")
+    ax1.plot(metrics["epoch"], metrics["eval_loss"], label="test loss")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("loss")
+    ax1.legend()
+    ax2.plot(metrics["epoch"], metrics["eval_accuracy"], color="tab:green")
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("test accuracy")
+    fig.tight_layout()
+    write_atomically(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)
+
+
+def find_latest_checkpoint(output_dir: Path):
+    checkpoints = [p for p in (output_dir / "checkpoints").glob("epoch_*") if p.name.split("_")[1].isdigit()]
+    return max(checkpoints, key=lambda p: int(p.name.split("_")[1]), default=None)
+
+
+def save_checkpoint(accelerator, output_dir: Path, epoch: int):
+    """accelerate state (model, optimizer, scheduler, RNGs, history) into checkpoints/epoch_N, atomically:
+    everything is written into a temporary folder first and renamed into place only once complete."""
+    final = output_dir / "checkpoints" / f"epoch_{epoch}"
+    staging = output_dir / "checkpoints" / f".epoch_{epoch}.tmp"
+    if accelerator.is_main_process:
+        shutil.rmtree(staging, ignore_errors=True)  # debris of a save that crashed
+        staging.parent.mkdir(parents=True, exist_ok=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(staging))  # every process writes its own RNG state
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if final.exists():  # a rerun into the same folder: replace the old checkpoint of this epoch
+            old = final.with_name(f".epoch_{epoch}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+            os.replace(staging, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, final)
+    accelerator.wait_for_everyone()
+
+
+def save_final_model(model, processor, output_dir: Path):
+    """save_pretrained into a temporary folder, then move each file into the output folder."""
+    staging = Path(tempfile.mkdtemp(dir=output_dir, prefix=".final-model."))
+    try:
+        model.save_pretrained(staging)
+        processor.save_pretrained(staging)
+        for item in staging.iterdir():
+            os.replace(item, output_dir / item.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    model_overrides = load_model_config_overrides(args.model_config)
+    output_dir = Path(args.output_dir)
+
+    from accelerate import Accelerator, DataLoaderConfiguration
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+    from transformers import get_scheduler
+
+    from configuration_simple_vit import SimpleViTConfig
+    from modeling_simple_vit import SimpleViTForImageClassification
+
+    # ------------------------------------------------------------------------------------------------------------
+    # 2. Accelerator
+    # ------------------------------------------------------------------------------------------------------------
+    on_gpu = torch.cuda.is_available()
+    mixed_precision = args.mixed_precision or os.environ.get("ACCELERATE_MIXED_PRECISION")
+    if mixed_precision is None:
+        mixed_precision = "bf16" if on_gpu and torch.cuda.is_bf16_supported() else "no"
+    accelerator = Accelerator(
+        # Without a GPU, cpu=True is what turns `accelerate launch --multi_gpu --num_processes N` into one
+        # gloo DDP group; without it each process would silently train alone.
+        cpu=not on_gpu,
+        mixed_precision=mixed_precision,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        log_with=None if args.report_to == "none" else args.report_to,
+        project_dir=str(output_dir),
+        dynamo_backend="inductor" if args.compile else None,
+        # Shuffle with seed + epoch: the data order of any epoch is known without replaying the ones before,
+        # which is what makes a resumed run see the same batches as an uninterrupted one.
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
+    )
+    if not on_gpu:
+        # Adam's state decays into denormal floats that x86 CPUs process ~100x slower; flush them to zero.
+        torch.set_flush_denormal(True)
+        if accelerator.num_processes > 1 and "OMP_NUM_THREADS" not in os.environ:
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // accelerator.num_processes))
+    # Each process gets its own random stream (augmentation); DDP copies rank 0's initial weights to the others.
+    set_seed(args.seed, device_specific=True)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+
+    resume_from = None
+    if args.resume_from_checkpoint is not None:
+        if args.resume_from_checkpoint == "latest":
+            resume_from = find_latest_checkpoint(output_dir)
+            if resume_from is None:
+                raise CLIError(f"--resume-from-checkpoint latest: no checkpoint in {output_dir / 'checkpoints'}")
+        else:
+            resume_from = Path(args.resume_from_checkpoint)
+            if not resume_from.is_dir():
+                raise CLIError(f"--resume-from-checkpoint: no checkpoint folder at {resume_from}")
+
+    # ------------------------------------------------------------------------------------------------------------
+    # 3. Data: decode once into uint8 tensors on the training device; batches are drawn by index
+    # ------------------------------------------------------------------------------------------------------------
+    train_set, eval_set, image_column, label_column, class_names = load_splits(args)
+    config = SimpleViTConfig(
+        **{
+            **model_overrides,
+            "id2label": dict(enumerate(class_names)),
+            "label2id": {name: i for i, name in enumerate(class_names)},
+        }
+    )
+    processor = make_image_processor(config)
+    with accelerator.main_process_first():  # the main process fills the datasets cache, the others read it
+        train_images, train_labels = decode_images(train_set, image_column, label_column, config.image_size,
+                                                   args.num_workers)
+        eval_images, eval_labels = decode_images(eval_set, image_column, label_column, config.image_size,
+                                                 args.num_workers)
+    device = accelerator.device
+    train_images, train_labels = train_images.to(device), train_labels.to(device)
+    # The evaluation inputs are exactly what the saved image processor produces, computed once.
+    eval_pixels = torch.cat(
+        [processor(images=chunk, return_tensors="pt")["pixel_values"] for chunk in eval_images.split(1024)]
+    ).to(device)
+    eval_labels = eval_labels.to(device)
+    augment = BatchAugment(args.augmentation, config.image_size)
+
+    # The loaders yield only indices; accelerate shards them across processes (and pads the last eval batch,
+    # which `gather_for_metrics` drops again).
+    eval_batch_size = args.eval_batch_size or 2 * args.batch_size
+    train_loader = torch.utils.data.DataLoader(torch.arange(len(train_labels)), batch_size=args.batch_size,
+                                               shuffle=True)
+    eval_loader = torch.utils.data.DataLoader(torch.arange(len(eval_labels)), batch_size=eval_batch_size)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # 4. Model
+    # ------------------------------------------------------------------------------------------------------------
+    model = SimpleViTForImageClassification(config)
+    num_parameters = sum(p.numel() for p in model.parameters())
+
+    # ------------------------------------------------------------------------------------------------------------
+    # 5. Optimizer and schedule
+    # ------------------------------------------------------------------------------------------------------------
+    # No weight decay on biases, norms, the CLS token and position embeddings (standard for transformers).
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "position_embeddings" not in n]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "position_embeddings" in n]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=args.lr,
+        foreach=True,
+    )
+    # Counted on the unsharded loader: accelerate's scheduler advances num_processes steps per optimizer step.
+    steps_per_epoch = math.ceil(len(train_loader) / args.gradient_accumulation_steps)
+    scheduler_name = args.lr_scheduler
+    if scheduler_name == "constant" and args.warmup_epochs > 0:
+        scheduler_name = "constant_with_warmup"
+    scheduler = get_scheduler(
+        scheduler_name,
+        optimizer,
+        num_warmup_steps=round(args.warmup_epochs * steps_per_epoch),
+        num_training_steps=args.epochs * steps_per_epoch,
+    )
+
+    model, optimizer, train_loader, eval_loader, scheduler = accelerator.prepare(
+        model, optimizer, train_loader, eval_loader, scheduler
+    )
+    history = TrainingHistory()
+    accelerator.register_for_checkpointing(history)
+    if resume_from is not None:
+        accelerator.load_state(str(resume_from))
+        accelerator.print(f"Resumed from {resume_from} after epoch {history.epochs_done}")
+
+    import evaluate
+
+    accuracy_metric = evaluate.load(str(ACCURACY_METRIC))
+    if args.report_to != "none":
+        accelerator.init_trackers(args.exp_name, config={k: v for k, v in vars(args).items() if v is not None})
+
+    accelerator.print(
+        f"SimpleViT: device={device} world_size={accelerator.num_processes} "
+        f"precision={accelerator.mixed_precision} parameters={num_parameters:,} "
+        f"train={len(train_labels):,} eval={len(eval_labels):,} classes={len(class_names)} "
+        f"epochs={args.epochs} batch_size={args.batch_size}x{accelerator.num_processes}"
+    )
+
+    # ------------------------------------------------------------------------------------------------------------
+    # 7. Evaluate: loss and accuracy over the whole eval set, each sample counted exactly once across processes
+    # ------------------------------------------------------------------------------------------------------------
+    def evaluate_model():
+        model.eval()
+        losses, predictions, references = [], [], []
+        with torch.no_grad():
+            for index in eval_loader:
+                logits = model(pixel_values=eval_pixels[index]).logits
+                labels = eval_labels[index]
+                loss = F.cross_entropy(logits.float(), labels, reduction="none")
+                loss, preds, labels = accelerator.gather_for_metrics((loss, logits.argmax(-1), labels))
+                losses.append(loss)
+                predictions.append(preds)
+                references.append(labels)
+        model.train()
+        predictions = torch.cat(predictions).cpu().numpy()
+        references = torch.cat(references).cpu().numpy()
+        accuracy = accuracy_metric.compute(predictions=predictions, references=references)["accuracy"]
+        return torch.cat(losses).mean().item(), accuracy
+
+    # ------------------------------------------------------------------------------------------------------------
+    # 6. Training loop
+    # ------------------------------------------------------------------------------------------------------------
+    model.train()
+    for epoch in range(history.epochs_done + 1, args.epochs + 1):
+        start = time.perf_counter()
+        train_loader.set_epoch(epoch)
+        # Summed on the device and read once per epoch: a .item() per step would stall a GPU every step.
+        loss_sum = torch.zeros((), device=device)
+        steps = 0
+        for index in tqdm(train_loader, desc=f"epoch {epoch}/{args.epochs}", leave=False,
+                          disable=not accelerator.is_local_main_process):
+            with accelerator.accumulate(model):
+                pixel_values = normalize(augment(train_images[index]), processor)
+                logits = model(pixel_values=pixel_values).logits
+                loss = F.cross_entropy(logits.float(), train_labels[index], label_smoothing=args.label_smoothing)
+                accelerator.backward(loss)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            loss_sum += loss.detach()
+            steps += 1
+        train_loss = accelerator.reduce(loss_sum / max(steps, 1), reduction="mean").item()
+        eval_loss, eval_accuracy = evaluate_model()
+        history.wall_time_seconds += time.perf_counter() - start
+
+        for key, value in zip(history.metrics, (epoch, train_loss, eval_loss, eval_accuracy)):
+            history.metrics[key].append(value)
+        accelerator.print(
+            f"epoch {epoch}/{args.epochs}: train_loss={train_loss:.4f} eval_loss={eval_loss:.4f} "
+            f"eval_accuracy={eval_accuracy:.4f} ({time.perf_counter() - start:.1f}s)"
+        )
+        accelerator.log({"train_loss": train_loss, "eval_loss": eval_loss, "eval_accuracy": eval_accuracy},
+                        step=epoch)
+
+        # --------------------------------------------------------------------------------------------------------
+        # 8. Save: metrics every epoch (atomically), resumable checkpoints every --save-model-every epochs
+        # --------------------------------------------------------------------------------------------------------
+        if accelerator.is_main_process:
+            summary = {
+                **history.metrics,
+                "world_size": accelerator.num_processes,
+                "wall_time_seconds": history.wall_time_seconds,
+                "num_parameters": num_parameters,
+                "train_samples": len(train_labels),
+                "eval_samples": len(eval_labels),
+                "device": str(device),
+                "mixed_precision": accelerator.mixed_precision,
+                "args": vars(args),
+            }
+            write_atomically(output_dir / "metrics.json",
+                             lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2)))
+            plot_metrics(history.metrics, output_dir / "metrics.png")
+        if args.save_model_every and epoch % args.save_model_every == 0:
+            save_checkpoint(accelerator, output_dir, epoch)
+
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        save_final_model(accelerator.unwrap_model(model), processor, output_dir)
+        accelerator.print(f"Saved the model, image processor and metrics to {output_dir}")
+    accelerator.end_training()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except CLIError as err:
+        print(f"run_train.py: error: {err}", file=sys.stderr)
+        sys.exit(2)
