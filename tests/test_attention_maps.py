@@ -1,0 +1,183 @@
+"""attention_maps.py: the maps' shapes and maths (rollout above all), the CLI's figure, and the notebook."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from helpers_checkpoint import CLASS_NAMES, ROOT, checkpoint, synthetic_dataset  # noqa: F401 (fixtures)
+from PIL import Image
+
+import attention_maps as am
+from configuration_simple_vit import SimpleViTConfig
+from modeling_simple_vit import SimpleViTForImageClassification
+
+
+def random_attention(batch, layers, heads, tokens, seed=0):
+    """Row-stochastic attention probabilities, shaped like the stacked `outputs.attentions`."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, layers, heads, tokens, tokens, generator=generator).softmax(dim=-1)
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    torch.manual_seed(0)
+    config = SimpleViTConfig(
+        image_size=16, patch_size=4, hidden_size=16, num_hidden_layers=3, num_attention_heads=2,
+        intermediate_size=32, id2label={0: "a", 1: "b", 2: "c"},
+    )  # fmt: skip
+    config._attn_implementation = "eager"
+    return SimpleViTForImageClassification(config).eval()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Rollout
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_rollout_of_one_layer_is_the_residual_augmented_attention():
+    attention = random_attention(batch=2, layers=1, heads=3, tokens=5)
+    expected = 0.5 * attention[:, 0].mean(dim=1) + 0.5 * torch.eye(5)
+    expected = expected / expected.sum(dim=-1, keepdim=True)
+    torch.testing.assert_close(am.attention_rollout(attention), expected)
+
+
+def test_rollout_multiplies_later_layers_onto_earlier_ones():
+    # Hand-built, one head, three tokens (CLS, p1, p2). Layer 0: p1 copies p2, the others attend to themselves.
+    # Layer 1: CLS reads only p1. So through the stack, CLS's information from p2 arrives via p1.
+    layer0 = torch.tensor([[1.0, 0, 0], [0, 0, 1], [0, 0, 1]])
+    layer1 = torch.tensor([[0, 1.0, 0], [0, 1, 0], [0, 0, 1]])
+    attention = torch.stack([layer0, layer1])[None, :, None]  # (batch 1, layers 2, heads 1, 3, 3)
+    residual = [0.5 * layer + 0.5 * torch.eye(3) for layer in (layer0, layer1)]
+    torch.testing.assert_close(am.attention_rollout(attention)[0], residual[1] @ residual[0])
+    # CLS row: half itself, and the half it read from p1 is itself half p1, half p2.
+    torch.testing.assert_close(am.attention_rollout(attention)[0, 0], torch.tensor([0.5, 0.25, 0.25]))
+
+
+def test_rollout_rows_are_distributions_and_identity_attention_stays_home():
+    rollout = am.attention_rollout(random_attention(batch=2, layers=4, heads=2, tokens=7))
+    assert (rollout >= 0).all()
+    torch.testing.assert_close(rollout.sum(dim=-1), torch.ones(2, 7))
+    # Tokens that only ever attend to themselves never mix: CLS gets nothing from the patches.
+    identity = torch.eye(4).expand(1, 3, 2, 4, 4)
+    torch.testing.assert_close(am.attention_rollout(identity), torch.eye(4).expand(1, 4, 4))
+
+
+def test_patches_are_laid_out_row_by_row():
+    # Patch k of a (2 rows x 3 cols) grid is row k // 3, column k % 3, as Conv2d + flatten numbered them.
+    values = torch.zeros(6)
+    values[4] = 1.0  # row 1, column 1
+    image = am.patches_to_image(values, grid=(2, 3), size=(20, 30))
+    assert image.shape == (20, 30)
+    row, col = divmod(int(image.argmax()), 30)
+    assert 10 <= row < 20 and 10 <= col < 20
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Maps from a model
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_maps_shapes_and_agreement_with_the_raw_attentions(tiny_model):
+    pixel_values = torch.randn(2, 3, 16, 16)
+    maps = am.compute_attention_maps(tiny_model, pixel_values)
+    assert maps.logits.shape == (2, 3)
+    assert maps.per_head.shape == (2, 3, 2, 16, 16)  # (batch, layers, heads, height, width)
+    assert maps.per_layer.shape == (2, 3, 16, 16)
+    assert maps.rollout.shape == (2, 16, 16)
+    torch.testing.assert_close(maps.per_layer, maps.per_head.mean(dim=2))
+
+    with torch.no_grad():
+        attentions = tiny_model(pixel_values, output_attentions=True).attentions
+    stacked = torch.stack(attentions, dim=1)
+    # Layer 2's CLS row over the 4 x 4 patch grid, upsampled, is what the module reports for layer 2.
+    expected = am.patches_to_image(stacked[:, 2, :, 0, 1:].mean(dim=1), (4, 4), (16, 16))
+    torch.testing.assert_close(maps.select(2), expected)
+    torch.testing.assert_close(maps.select("last"), expected)
+    rollout = am.patches_to_image(am.attention_rollout(stacked)[:, 0, 1:], (4, 4), (16, 16))
+    torch.testing.assert_close(maps.select("rollout"), rollout)
+    with pytest.raises(ValueError, match="layers 0 to 2"):
+        maps.select(3)
+
+
+def test_explicit_attention_path_predicts_like_sdpa(tiny_model):
+    pixel_values = torch.randn(3, 3, 16, 16)
+    maps = am.compute_attention_maps(tiny_model, pixel_values)
+    tiny_model.config._attn_implementation = "sdpa"
+    try:
+        with torch.no_grad():
+            logits = tiny_model(pixel_values).logits
+    finally:
+        tiny_model.config._attn_implementation = "eager"
+    torch.testing.assert_close(maps.logits, logits, rtol=1e-4, atol=1e-5)
+
+
+def test_hub_layout_dataset_columns(tmp_path):
+    """A dataset with CIFAR-10's schema (`img`, `label` as ClassLabel) yields its images and class names."""
+    import datasets
+
+    features = datasets.Features({"img": datasets.Image(), "label": datasets.ClassLabel(names=["x", "y"])})
+    images = [Image.fromarray(np.full((8, 8, 3), 40 * i, dtype=np.uint8)) for i in range(5)]
+    rows = datasets.Dataset.from_dict({"img": images, "label": [0, 1, 0, 1, 1]}, features=features)
+    (tmp_path / "data").mkdir()
+    rows.to_parquet(str(tmp_path / "data" / "test-00000-of-00001.parquet"))
+    loaded, labels, names = am.load_examples(str(tmp_path), split="test", num_images=3)
+    assert len(loaded) == 3 and loaded[0].mode == "RGB"
+    assert labels == [0, 1, 0] and names == ["x", "y"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The command line and the notebook, on a checkpoint from a short training run
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_cli_draws_the_figure(checkpoint, synthetic_dataset, tmp_path, capsys):
+    output = tmp_path / "figures" / "attention.png"
+    argv = ["--checkpoint", str(checkpoint), "--dataset-name", str(synthetic_dataset), "--num-images", "7"]
+    assert am.main(argv + ["--output", str(output), "--ncols", "4"]) == 0
+    assert "7 images" in capsys.readouterr().out
+    with Image.open(output) as figure:
+        assert figure.format == "PNG" and figure.width > 300 and figure.height > 300
+
+    assert am.main(argv + ["--output", str(tmp_path / "layer0.png"), "--layer", "0"]) == 0
+    assert (tmp_path / "layer0.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [("no-checkpoint", "not a saved model folder"), ("no-dataset", "cannot load dataset"), ("bad-layer", "layer 9")],
+)
+def test_cli_errors_are_one_line(checkpoint, synthetic_dataset, tmp_path, capsys, case, expected):
+    argv = {
+        "no-checkpoint": ["--checkpoint", str(tmp_path / "missing"), "--dataset-name", str(synthetic_dataset)],
+        "no-dataset": ["--checkpoint", str(checkpoint), "--dataset-name", str(tmp_path / "missing")],
+        "bad-layer": ["--checkpoint", str(checkpoint), "--dataset-name", str(synthetic_dataset), "--layer", "9"],
+    }[case]
+    assert am.main(argv + ["--output", str(tmp_path / "out.png")]) == 1
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error and error[-1].startswith("error: ") and expected in error[-1]
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_notebook_runs_headless_and_draws(checkpoint, synthetic_dataset, monkeypatch):
+    """CI's notebook check: every cell runs on the tiny checkpoint, and figures come out as PNG outputs."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(ROOT / "notebooks" / "attention_maps.ipynb", as_version=4)
+    # The kernel inherits this environment: the checkpoint and dataset to use, and the offline Hub.
+    monkeypatch.setenv("SIMPLE_VIT_CHECKPOINT", str(checkpoint))
+    monkeypatch.setenv("SIMPLE_VIT_DATASET", str(synthetic_dataset))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("MPLBACKEND", raising=False)
+    client = NotebookClient(
+        notebook, kernel_name="python3", timeout=180, resources={"metadata": {"path": str(ROOT / "notebooks")}}
+    )
+    client.execute()  # raises CellExecutionError if any cell fails
+
+    outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    pngs = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(pngs) >= 3, "expected the prediction grid, the per-layer maps and the per-head maps"
+    text = "".join(o.get("text", "") for o in outputs) + json.dumps([o.get("data", {}).get("text/plain") for o in outputs])
+    assert any(name in text for name in CLASS_NAMES)  # predictions are shown with the dataset's class names
