@@ -1,0 +1,258 @@
+"""run_train.py end to end on small synthetic datasets (and on the CIFAR-10 copy when it is present)."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from synthetic_data import CLASS_NAMES, write_hub_layout, write_image_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+CIFAR10 = ROOT.parent / "shared" / "datasets" / "cifar10"
+# A deliberately odd tiny model: 16x16 images, patch 4, hidden 24, 3 heads, MLP 37.
+TINY_MODEL = {"image_size": 16, "patch_size": 4, "hidden_size": 24, "num_hidden_layers": 2,
+              "num_attention_heads": 3, "intermediate_size": 37}
+
+
+def _env():
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONWARNINGS="ignore")
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def run_train(*args, check=True, launcher=None, cwd=ROOT):
+    command = (launcher or [sys.executable]) + [str(ROOT / "run_train.py"), *map(str, args)]
+    result = subprocess.run(command, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"run_train failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def hub_dataset(tmp_path_factory):
+    return write_hub_layout(tmp_path_factory.mktemp("hub_dataset"), n_train=96, n_test=48, size=16)
+
+
+@pytest.fixture(scope="module")
+def tiny_model_config(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cfg") / "tiny.json"
+    path.write_text(json.dumps(TINY_MODEL))
+    return path
+
+
+def common_args(dataset, model_config, output_dir, **overrides):
+    args = {"--dataset-name": dataset, "--model-config": model_config, "--output-dir": output_dir,
+            "--batch-size": 16, "--lr": 3e-3, "--seed": 7}
+    args.update(overrides)
+    return [str(x) for kv in args.items() for x in kv]
+
+
+@pytest.fixture(scope="module")
+def trained(hub_dataset, tiny_model_config, tmp_path_factory):
+    """One 2-epoch run shared by the end-to-end tests."""
+    out = tmp_path_factory.mktemp("run") / "out"
+    result = run_train(*common_args(hub_dataset, tiny_model_config, out, **{"--epochs": 2}))
+    return out, result
+
+
+def test_outputs_exist_and_metrics_are_complete(trained):
+    out, result = trained
+    for name in ("model.safetensors", "config.json", "modeling_simple_vit.py", "configuration_simple_vit.py",
+                 "preprocessor_config.json", "metrics.json", "metrics.png"):
+        assert (out / name).is_file(), name
+    assert not list(out.glob("*.bin"))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epoch"] == [1, 2]
+    for key in ("train_loss", "eval_loss", "eval_accuracy"):
+        assert len(metrics[key]) == 2 and all(v == v for v in metrics[key])  # no NaN
+    assert metrics["world_size"] == 1
+    assert metrics["wall_time_seconds"] > 0
+    assert metrics["args"]["epochs"] == 2 and metrics["eval_samples"] == 48
+    config = json.loads((out / "config.json").read_text())
+    assert config["id2label"] == {str(i): name for i, name in enumerate(CLASS_NAMES)}
+    assert config["hidden_size"] == TINY_MODEL["hidden_size"]
+    # the one-line start summary
+    assert "world_size=1" in result.stdout and "parameters=" in result.stdout
+
+
+def test_reloaded_model_reproduces_reported_accuracy(trained, hub_dataset, tmp_path):
+    """A clean process (project not importable) evaluates through AutoImageProcessor + the reloaded model."""
+    out, _ = trained
+    script = textwrap.dedent(f"""
+        import json, sys, torch, datasets
+        assert "modeling_simple_vit" not in sys.modules
+        from transformers import AutoImageProcessor, AutoModelForImageClassification
+        model = AutoModelForImageClassification.from_pretrained({str(out)!r}, trust_remote_code=True).eval()
+        processor = AutoImageProcessor.from_pretrained({str(out)!r})
+        test = datasets.load_dataset({str(hub_dataset)!r}, split="test")
+        with torch.no_grad():
+            pixels = processor(images=[im.convert("RGB") for im in test["img"]], return_tensors="pt")["pixel_values"]
+            preds = model(pixel_values=pixels).logits.argmax(-1)
+        labels = torch.tensor(list(test["label"]))
+        print(json.dumps({{"accuracy": (preds == labels).float().mean().item(),
+                           "module": type(model).__module__}}))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=_env(), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    assert measured["module"].startswith("transformers_modules")  # came from the folder, not the project
+    reported = json.loads((out / "metrics.json").read_text())["eval_accuracy"][-1]
+    assert measured["accuracy"] == pytest.approx(reported, abs=1e-9)
+
+
+def test_it_learns_an_easy_task(hub_dataset, tiny_model_config, tmp_path):
+    out = tmp_path / "out"
+    run_train(*common_args(hub_dataset, tiny_model_config, out, **{"--epochs": 6, "--batch-size": 8}))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["eval_accuracy"][-1] >= 0.9  # chance is 1/3
+    assert metrics["train_loss"][-1] < metrics["train_loss"][0]
+
+
+def test_two_process_ddp_equals_one_process_with_double_batch(hub_dataset, tiny_model_config, tmp_path):
+    """2 CPU processes x batch 8 (gloo DDP) == 1 process x batch 16, augmentation off."""
+    single, ddp = tmp_path / "single", tmp_path / "ddp"
+    run_train(*common_args(hub_dataset, tiny_model_config, single, **{"--epochs": 2, "--batch-size": 16,
+                                                                     "--augmentation": "none"}))
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    run_train(*common_args(hub_dataset, tiny_model_config, ddp, **{"--epochs": 2, "--batch-size": 8,
+                                                                  "--augmentation": "none"}), launcher=launcher)
+    assert json.loads((ddp / "metrics.json").read_text())["world_size"] == 2
+    a, b = load_file(single / "model.safetensors"), load_file(ddp / "model.safetensors")
+    assert a.keys() == b.keys()
+    worst = max((a[k] - b[k]).abs().max().item() for k in a)
+    assert worst < 1e-4, worst
+    # and training did move the weights (the comparison is not between two untouched initialisations)
+    assert any((a[k] != 0).any() for k in a)
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (single, ddp))
+    assert ma["eval_accuracy"] == pytest.approx(mb["eval_accuracy"], abs=1e-9)  # whole eval set, counted once
+
+
+def test_resume_equals_uninterrupted(hub_dataset, tiny_model_config, tmp_path):
+    """2 epochs + resume to 3 == 3 uninterrupted epochs, with augmentation on (its randomness is restored too)
+    and a warmup in progress (the scheduler's position is restored). A schedule that depends on the total
+    (cosine) legitimately changes when --epochs changes, so the warmup is followed by a constant rate here."""
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    args = {"--lr-scheduler": "constant", "--warmup-epochs": 2.5}
+    run_train(*common_args(hub_dataset, tiny_model_config, straight, **{"--epochs": 3, **args}))
+    run_train(*common_args(hub_dataset, tiny_model_config, resumed, **{"--epochs": 2, "--save-model-every": 1,
+                                                                      **args}))
+    assert sorted(p.name for p in (resumed / "checkpoints").iterdir()) == ["epoch_1", "epoch_2"]
+    result = run_train(*common_args(hub_dataset, tiny_model_config, resumed,
+                                    **{"--epochs": 3, "--resume-from-checkpoint": "latest", **args}))
+    assert "Resumed" in result.stdout
+    a, b = load_file(straight / "model.safetensors"), load_file(resumed / "model.safetensors")
+    worst = max((a[k] - b[k]).abs().max().item() for k in a)
+    assert worst < 1e-6, worst
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (straight, resumed))
+    assert mb["epoch"] == [1, 2, 3]
+    for key in ("train_loss", "eval_loss", "eval_accuracy"):
+        assert mb[key] == pytest.approx(ma[key], abs=1e-6), key
+
+
+def test_image_folder_without_eval_split_is_carved_from_train(tiny_model_config, tmp_path):
+    folder = write_image_folder(tmp_path / "images", n_train=60, splits=("train",))
+    out = tmp_path / "out"
+    run_train(*common_args(folder, tiny_model_config, out, **{"--epochs": 1, "--validation-split-percentage": 20,
+                                                              "--save-model-every": 1}))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["train_samples"], metrics["eval_samples"]) == (48, 12)
+    assert json.loads((out / "config.json").read_text())["label2id"] == {n: i for i, n in enumerate(CLASS_NAMES)}
+    assert not list((out / "checkpoints").glob(".*"))  # no staging debris next to the checkpoint
+
+
+def test_max_samples_and_column_overrides(tiny_model_config, tmp_path):
+    data = write_hub_layout(tmp_path / "data", n_train=40, n_test=20, size=16, image_column="picture",
+                            label_column="category")
+    out = tmp_path / "out"
+    run_train(*common_args(data, tiny_model_config, out, **{"--epochs": 1, "--image-column": "picture",
+                                                            "--label-column": "category",
+                                                            "--max-train-samples": 32, "--max-eval-samples": 10}))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["train_samples"], metrics["eval_samples"]) == (32, 10)
+
+
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        (["--dataset-name", "/nonexistent/dataset/folder"], "could not load dataset"),
+        (["--batch-size", "0"], "--batch-size"),
+        (["--epochs", "0"], "--epochs"),
+        (["--resume-from-checkpoint", "latest"], "no checkpoint"),
+    ],
+)
+def test_bad_input_is_one_line_without_traceback(hub_dataset, tmp_path, extra, expected):
+    args = ["--dataset-name", hub_dataset, "--output-dir", tmp_path / "out", "--epochs", "1", *extra]
+    result = run_train(*args, check=False)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and expected in lines[0], result.stderr
+
+
+def test_missing_label_column_names_the_columns(tmp_path):
+    data = write_hub_layout(tmp_path / "data", n_train=8, n_test=4, label_column="target")
+    result = run_train("--dataset-name", data, "--output-dir", tmp_path / "out", check=False)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "no label column" in result.stderr and "img" in result.stderr and "target" in result.stderr
+
+
+def test_unknown_model_config_field(hub_dataset, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"hidden_size": 24, "num_attention_heads": 3, "hiden_layers": 2}))
+    result = run_train("--dataset-name", hub_dataset, "--model-config", bad, "--output-dir", tmp_path / "o",
+                       check=False)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "hiden_layers" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_batch_augment_boxes_follow_random_resized_crop():
+    sys.path.insert(0, str(ROOT))
+    from run_train import BatchAugment
+
+    torch.manual_seed(0)
+    augment = BatchAugment("tutorial", 32)
+    boxes = augment.crop_boxes(4000, 32, "cpu")
+    width, height = boxes[:, 3] - boxes[:, 1], boxes[:, 4] - boxes[:, 2]
+    assert (boxes[:, 1] >= 0).all() and (boxes[:, 2] >= 0).all()
+    assert (boxes[:, 3] <= 32).all() and (boxes[:, 4] <= 32).all()
+    area = width * height / 1024
+    assert area.min() >= 0.75 and area.max() <= 1.0  # scale (0.8, 1.0), up to rounding
+    assert (width != height).any()  # aspect ratios vary
+    assert torch.equal(boxes[:, 0], torch.arange(4000, dtype=boxes.dtype))  # each box crops its own image
+    images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
+    out = augment(images)
+    assert out.shape == (64, 3, 32, 32) and out.dtype == torch.float32
+    assert 0 <= out.min() and out.max() <= 255
+    assert not torch.equal(out, images.float())  # it did something
+    # "none" is the identity
+    assert torch.equal(BatchAugment("none", 32)(images), images.float())
+
+
+def test_training_normalisation_matches_the_saved_image_processor():
+    sys.path.insert(0, str(ROOT))
+    from configuration_simple_vit import SimpleViTConfig
+    from run_train import make_image_processor, normalize
+
+    processor = make_image_processor(SimpleViTConfig(image_size=30, patch_size=5, hidden_size=36,
+                                                     num_attention_heads=6))
+    images = torch.randint(0, 256, (5, 3, 30, 30), dtype=torch.uint8)
+    expected = processor(images=images, return_tensors="pt")["pixel_values"]
+    assert torch.allclose(normalize(images.float(), processor), expected, atol=1e-6)
+
+
+@pytest.mark.skipif(not CIFAR10.is_dir(), reason="the CIFAR-10 copy (../shared/datasets/cifar10) is not present")
+def test_cifar10_copy_integration(tmp_path):
+    out = tmp_path / "out"
+    run_train("--dataset-name", CIFAR10, "--output-dir", out, "--epochs", "1", "--max-train-samples", "512",
+              "--max-eval-samples", "256", "--batch-size", "64")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["train_samples"], metrics["eval_samples"]) == (512, 256)
+    config = json.loads((out / "config.json").read_text())
+    assert config["id2label"]["0"] == "airplane" and config["id2label"]["9"] == "truck"
