@@ -304,17 +304,19 @@ class TrainingHistory:
     def __init__(self):
         self.metrics = {"epoch": [], "train_loss": [], "eval_loss": [], "eval_accuracy": []}
         self.wall_time_seconds = 0.0
+        self.timings = {"train_seconds": [], "epoch_seconds": []}  # per epoch: training steps, and with evaluation
 
     @property
     def epochs_done(self):
         return len(self.metrics["epoch"])
 
     def state_dict(self):
-        return {"metrics": self.metrics, "wall_time_seconds": self.wall_time_seconds}
+        return {"metrics": self.metrics, "wall_time_seconds": self.wall_time_seconds, "timings": self.timings}
 
     def load_state_dict(self, state):
         self.metrics = state["metrics"]
         self.wall_time_seconds = state["wall_time_seconds"]
+        self.timings = state["timings"]
 
 
 def write_atomically(path: Path, write):
@@ -352,6 +354,14 @@ def plot_metrics(metrics, path):
     fig.tight_layout()
     write_atomically(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)
+
+
+def make_optimizer(model, lr, weight_decay):
+    """AdamW, with no weight decay on biases, norms, the CLS token and position embeddings (as usual for ViTs)."""
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "position_embeddings" not in n]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "position_embeddings" in n]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, foreach=True)  # foreach: one kernel per op over all tensors
 
 
 def find_latest_checkpoint(output_dir: Path):
@@ -490,14 +500,7 @@ def main(argv=None):
     # ------------------------------------------------------------------------------------------------------------
     # 5. Optimizer and schedule
     # ------------------------------------------------------------------------------------------------------------
-    # No weight decay on biases, norms, the CLS token and position embeddings (standard for transformers).
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "position_embeddings" not in n]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "position_embeddings" in n]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=args.lr,
-        foreach=True,
-    )
+    optimizer = make_optimizer(model, args.lr, args.weight_decay)
     # Counted on the unsharded loader: accelerate's scheduler advances num_processes steps per optimizer step.
     steps_per_epoch = math.ceil(len(train_loader) / args.gradient_accumulation_steps)
     scheduler_name = args.lr_scheduler
@@ -576,14 +579,18 @@ def main(argv=None):
             loss_sum += loss.detach()
             steps += 1
         train_loss = accelerator.reduce(loss_sum / max(steps, 1), reduction="mean").item()
+        train_seconds = time.perf_counter() - start
         eval_loss, eval_accuracy = evaluate_model()
-        history.wall_time_seconds += time.perf_counter() - start
+        epoch_seconds = time.perf_counter() - start
+        history.wall_time_seconds += epoch_seconds
+        history.timings["train_seconds"].append(train_seconds)
+        history.timings["epoch_seconds"].append(epoch_seconds)
 
         for key, value in zip(history.metrics, (epoch, train_loss, eval_loss, eval_accuracy)):
             history.metrics[key].append(value)
         accelerator.print(
             f"epoch {epoch}/{args.epochs}: train_loss={train_loss:.4f} eval_loss={eval_loss:.4f} "
-            f"eval_accuracy={eval_accuracy:.4f} ({time.perf_counter() - start:.1f}s)"
+            f"eval_accuracy={eval_accuracy:.4f} ({epoch_seconds:.1f}s)"
         )
         accelerator.log({"train_loss": train_loss, "eval_loss": eval_loss, "eval_accuracy": eval_accuracy},
                         step=epoch)
@@ -596,6 +603,7 @@ def main(argv=None):
                 **history.metrics,
                 "world_size": accelerator.num_processes,
                 "wall_time_seconds": history.wall_time_seconds,
+                **history.timings,
                 "num_parameters": num_parameters,
                 "train_samples": len(train_labels),
                 "eval_samples": len(eval_labels),
