@@ -1,0 +1,120 @@
+"""SimpleViTConfig: the tutorial defaults, validation of every field, and a faithful save/load round trip."""
+
+import pytest
+
+from configuration_simple_vit import SimpleViTConfig
+
+
+SIZE_FIELDS = (
+    "image_size",
+    "patch_size",
+    "num_channels",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+)
+
+
+def test_defaults_are_the_tutorial_model():
+    config = SimpleViTConfig()
+    assert config.model_type == "simple_vit"
+    assert (config.image_size, config.patch_size, config.num_channels) == (32, 4, 3)
+    assert (config.hidden_size, config.num_hidden_layers, config.num_attention_heads) == (48, 4, 4)
+    assert config.intermediate_size == 192
+    assert config.hidden_act == "gelu_new"
+    assert config.layer_norm_eps == 1e-5
+    assert config.hidden_dropout_prob == 0.0 and config.attention_probs_dropout_prob == 0.0
+    assert config.qkv_bias is True
+    assert config.num_labels == 10
+
+
+@pytest.mark.parametrize("labels", [{"num_labels": 3}, {"id2label": {0: "cat", 1: "dog"}}])
+def test_explicit_labels_win_over_the_cifar_default(labels):
+    config = SimpleViTConfig(**labels)
+    expected = labels.get("num_labels") or len(labels["id2label"])
+    assert config.num_labels == expected
+    assert len(config.id2label) == expected
+
+
+@pytest.mark.parametrize("field", SIZE_FIELDS)
+@pytest.mark.parametrize("value", [0, -4, 2.0, True, None])
+def test_sizes_must_be_positive_integers(field, value):
+    with pytest.raises(ValueError, match=field):
+        SimpleViTConfig(**{field: value})
+
+
+def test_heads_must_divide_hidden_size():
+    with pytest.raises(ValueError, match="num_attention_heads") as error:
+        SimpleViTConfig(hidden_size=48, num_attention_heads=5)
+    assert "hidden_size" in str(error.value)
+
+
+def test_patch_must_divide_image():
+    with pytest.raises(ValueError, match="patch_size") as error:
+        SimpleViTConfig(image_size=30, patch_size=4)
+    assert "image_size" in str(error.value)
+
+
+@pytest.mark.parametrize("field", ["hidden_dropout_prob", "attention_probs_dropout_prob"])
+@pytest.mark.parametrize("value", [-0.1, 1.0, 1.5, "0.1"])
+def test_dropout_probabilities_must_be_in_0_1(field, value):
+    with pytest.raises(ValueError, match=field):
+        SimpleViTConfig(**{field: value})
+
+
+@pytest.mark.parametrize("field", ["hidden_dropout_prob", "attention_probs_dropout_prob"])
+@pytest.mark.parametrize("value", [0, 0.0, 0.5, 0.999])
+def test_valid_dropout_probabilities_are_accepted(field, value):
+    assert getattr(SimpleViTConfig(**{field: value}), field) == value
+
+
+def test_unknown_activation_is_rejected():
+    with pytest.raises(ValueError, match="hidden_act"):
+        SimpleViTConfig(hidden_act="not_an_activation")
+
+
+@pytest.mark.parametrize("field", ["initializer_range", "layer_norm_eps"])
+@pytest.mark.parametrize("value", [0.0, -1e-5])
+def test_non_positive_scales_are_rejected(field, value):
+    with pytest.raises(ValueError, match=field):
+        SimpleViTConfig(**{field: value})
+
+
+def test_zero_labels_are_rejected():
+    with pytest.raises(ValueError, match="num_labels"):
+        SimpleViTConfig(num_labels=0)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    config = SimpleViTConfig(
+        image_size=30,
+        patch_size=5,
+        hidden_size=36,
+        num_hidden_layers=3,
+        num_attention_heads=6,
+        intermediate_size=37,
+        hidden_act="gelu",
+        hidden_dropout_prob=0.1,
+        attention_probs_dropout_prob=0.2,
+        layer_norm_eps=1e-6,
+        qkv_bias=False,
+        id2label={0: "cat", 1: "dog", 2: "bird"},
+        label2id={"cat": 0, "dog": 1, "bird": 2},  # transformers v5 does not derive it from id2label
+        problem_type="multi_label_classification",
+    )
+    config.save_pretrained(tmp_path)
+    loaded = SimpleViTConfig.from_pretrained(tmp_path)
+    for field in SIZE_FIELDS + (
+        "hidden_act",
+        "hidden_dropout_prob",
+        "attention_probs_dropout_prob",
+        "layer_norm_eps",
+        "qkv_bias",
+        "initializer_range",
+        "problem_type",
+    ):
+        assert getattr(loaded, field) == getattr(config, field), field
+    assert loaded.id2label == {0: "cat", 1: "dog", 2: "bird"}
+    assert loaded.label2id == {"cat": 0, "dog": 1, "bird": 2}
+    assert loaded.num_labels == 3

@@ -1,0 +1,439 @@
+"""SimpleViT against transformers' ViT (shapes), and the model's own behaviour: SDPA vs explicit attention,
+gradient checkpointing, gradients, dropout, losses, output conventions, save/load (also as Hub remote code) and
+input validation. Numerical agreement with ViT on converted weights is in test_convert.py."""
+
+import copy
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers import ViTConfig, ViTForImageClassification
+
+from configuration_simple_vit import SimpleViTConfig
+from modeling_simple_vit import SimpleViTForImageClassification, SimpleViTModel
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Deliberately odd: nothing is a power of two, heads are narrow (6 of width 6), the MLP width is prime, no qkv bias.
+ODD = dict(
+    image_size=30,
+    patch_size=5,
+    hidden_size=36,
+    num_attention_heads=6,
+    intermediate_size=37,
+    num_hidden_layers=3,
+    qkv_bias=False,
+    hidden_act="gelu_new",
+    layer_norm_eps=1e-6,
+    num_labels=7,
+)
+ARCHITECTURE_FIELDS = (
+    "image_size", "patch_size", "num_channels", "hidden_size", "num_hidden_layers", "num_attention_heads",
+    "intermediate_size", "hidden_act", "layer_norm_eps", "qkv_bias", "num_labels",
+)  # fmt: skip
+# The tutorial model, i.e. SimpleViTConfig's defaults, spelled out so the same values can build a ViTConfig.
+DEFAULT = {name: getattr(SimpleViTConfig(), name) for name in ARCHITECTURE_FIELDS}
+CONFIGS = pytest.mark.parametrize("kwargs", [ODD, DEFAULT], ids=["odd", "default"])
+
+
+def tiny_config(**overrides) -> SimpleViTConfig:
+    """A small model for behaviour tests (fast), odd sizes so that shape mistakes do not cancel out."""
+    return SimpleViTConfig(**{**ODD, **overrides})
+
+
+def pixels(config, batch=2, size=None, seed=0):
+    size = size or config.image_size
+    return torch.randn(batch, config.num_channels, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+def classifier(config, attn_implementation="eager", seed=0):
+    # _from_config keeps (and sets the attention implementation on) the config object itself: copy it, so that
+    # two models built from one config do not end up sharing one implementation.
+    config = copy.deepcopy(config)
+    torch.manual_seed(seed)
+    return SimpleViTForImageClassification._from_config(config, attn_implementation=attn_implementation).eval()
+
+
+def vit_to_simple_vit_name(name: str) -> str:
+    """transformers ViT parameter name -> SimpleViT's (q/k/v map to the fused projection)."""
+    name = re.sub(r"^vit\.layers\.", "vit.encoder.layers.", name)
+    return re.sub(r"attention\.[qkv]_proj\.", "attention.qkv_proj.", name)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Same architecture as transformers' ViT
+# ------------------------------------------------------------------------------------------------------------------
+
+
+@CONFIGS
+def test_parameter_shapes_match_vit(kwargs):
+    simple = SimpleViTForImageClassification(SimpleViTConfig(**kwargs))
+    vit = ViTForImageClassification(ViTConfig(**kwargs))
+    simple_shapes = {name: tuple(p.shape) for name, p in simple.named_parameters()}
+
+    # Expected SimpleViT shapes, derived from ViT's: every ViT parameter maps to one SimpleViT parameter, except
+    # q, k and v, which are stacked (along the output dimension) into one fused projection.
+    expected = {}
+    for name, parameter in vit.named_parameters():
+        target = vit_to_simple_vit_name(name)
+        shape = tuple(parameter.shape)
+        if target in expected and ".qkv_proj." in target:
+            shape = (expected[target][0] + shape[0],) + shape[1:]
+        expected[target] = shape
+    assert simple_shapes == expected
+    assert sum(p.numel() for p in simple.parameters()) == sum(p.numel() for p in vit.parameters())
+    # The fused projection really is three ViT projections high.
+    q_shape = tuple(vit.vit.layers[0].attention.q_proj.weight.shape)
+    assert simple_shapes["vit.encoder.layers.0.attention.qkv_proj.weight"] == (3 * q_shape[0], q_shape[1])
+    assert ("vit.encoder.layers.0.attention.qkv_proj.bias" in simple_shapes) == kwargs["qkv_bias"]
+
+
+@CONFIGS
+def test_output_shapes_match_vit(kwargs):
+    simple = classifier(SimpleViTConfig(**kwargs))
+    vit = ViTForImageClassification._from_config(ViTConfig(**kwargs), attn_implementation="eager").eval()
+    x = pixels(simple.config, batch=2)
+    with torch.no_grad():
+        ours = simple(x, output_hidden_states=True, output_attentions=True)
+        theirs = vit(x, output_hidden_states=True, output_attentions=True)
+        our_base, their_base = simple.vit(x), vit.vit(x)
+    assert ours.logits.shape == theirs.logits.shape == (2, kwargs["num_labels"])
+    assert our_base.last_hidden_state.shape == their_base.last_hidden_state.shape
+    assert [h.shape for h in ours.hidden_states] == [h.shape for h in theirs.hidden_states]
+    assert [a.shape for a in ours.attentions] == [a.shape for a in theirs.attentions]
+    seq_len = (kwargs["image_size"] // kwargs["patch_size"]) ** 2 + 1
+    assert ours.attentions[0].shape == (2, kwargs["num_attention_heads"], seq_len, seq_len)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Attention paths, gradients, dropout
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def test_sdpa_matches_explicit_attention(monkeypatch):
+    config = tiny_config()
+    eager = classifier(config, "eager")
+    sdpa = classifier(config, "sdpa")
+    sdpa.load_state_dict(eager.state_dict())
+    assert sdpa.config._attn_implementation == "sdpa"
+
+    # Count the fused kernel's calls, to be sure each model takes the path it claims to.
+    calls = []
+    original = F.scaled_dot_product_attention
+    monkeypatch.setattr(F, "scaled_dot_product_attention", lambda *a, **k: calls.append(1) or original(*a, **k))
+    x = pixels(config)
+    with torch.no_grad():
+        out_eager = eager(x, output_hidden_states=True)
+        assert len(calls) == 0
+        out_sdpa = sdpa(x, output_hidden_states=True)
+        assert len(calls) == config.num_hidden_layers
+        # Asking for attention maps forces the explicit path even on the SDPA model.
+        with_maps = sdpa(x, output_attentions=True)
+        assert len(calls) == config.num_hidden_layers
+    torch.testing.assert_close(out_sdpa.logits, out_eager.logits, atol=1e-5, rtol=0)
+    for ours, theirs in zip(out_sdpa.hidden_states, out_eager.hidden_states):
+        torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0)
+    torch.testing.assert_close(with_maps.logits, out_eager.logits, atol=1e-5, rtol=0)
+    assert len(with_maps.attentions) == config.num_hidden_layers
+    for attention in with_maps.attentions:
+        assert isinstance(attention, torch.Tensor) and attention.numel() > 0
+        torch.testing.assert_close(attention.sum(-1), torch.ones(attention.shape[:-1]))  # rows are distributions
+
+
+def _loss_and_grads(model, x, labels):
+    model.zero_grad()
+    loss = model(x, labels=labels).loss
+    loss.backward()
+    return loss.detach(), {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    config = tiny_config()
+    plain = classifier(config, "sdpa").train()
+    checkpointed = classifier(config, "sdpa").train()
+    checkpointed.load_state_dict(plain.state_dict())
+    # transformers v5 renamed gradient checkpointing to activation checkpointing (the old names warn).
+    if hasattr(checkpointed, "activation_checkpointing_enable"):
+        checkpointed.activation_checkpointing_enable()
+        assert checkpointed.is_activation_checkpointing and not plain.is_activation_checkpointing
+    else:
+        checkpointed.gradient_checkpointing_enable()
+        assert checkpointed.is_gradient_checkpointing and not plain.is_gradient_checkpointing
+
+    # With checkpointing the layers' insides run twice (forward, then recomputed in backward). Counted by wrapping
+    # forward itself: torch does not fire module hooks during the recomputation.
+    mlp_calls = []
+    mlp = checkpointed.vit.encoder.layers[0].mlp
+    mlp_forward = mlp.forward
+    mlp.forward = lambda hidden_states: mlp_calls.append(1) or mlp_forward(hidden_states)
+    x, labels = pixels(config), torch.tensor([1, 5])
+    loss_plain, grads_plain = _loss_and_grads(plain, x, labels)
+    loss_ckpt, grads_ckpt = _loss_and_grads(checkpointed, x, labels)
+    assert len(mlp_calls) == 2
+    torch.testing.assert_close(loss_ckpt, loss_plain)
+    assert grads_ckpt.keys() == grads_plain.keys() == {name for name, _ in plain.named_parameters()}
+    for name in grads_plain:
+        torch.testing.assert_close(grads_ckpt[name], grads_plain[name], atol=1e-6, rtol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])
+@pytest.mark.parametrize("qkv_bias", [False, True])
+def test_backward_reaches_every_parameter(attn_implementation, qkv_bias):
+    config = tiny_config(qkv_bias=qkv_bias)
+    model = classifier(config, attn_implementation).train()
+    out = model(pixels(config), labels=torch.tensor([0, 6]))
+    assert torch.isfinite(out.logits).all() and torch.isfinite(out.loss)
+    out.loss.backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None, name
+        assert torch.isfinite(parameter.grad).all(), name
+        assert parameter.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("field", ["hidden_dropout_prob", "attention_probs_dropout_prob"])
+@pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])
+def test_dropout_is_active_in_training_only(field, attn_implementation):
+    config = tiny_config(**{field: 0.3})
+    model = classifier(config, attn_implementation)
+    x = pixels(config)
+    with torch.no_grad():
+        eval_1, eval_2 = model(x).logits, model(x).logits
+        model.train()
+        train_1, train_2 = model(x).logits, model(x).logits
+    torch.testing.assert_close(eval_1, eval_2, atol=0, rtol=0)  # eval is deterministic
+    assert (train_1 - eval_1).abs().max() > 1e-4
+    assert (train_1 - train_2).abs().max() > 1e-4
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Losses and output conventions
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def test_single_label_loss_is_cross_entropy():
+    model = classifier(tiny_config())
+    labels = torch.tensor([3, 0])
+    out = model(pixels(model.config), labels=labels)
+    torch.testing.assert_close(out.loss, F.cross_entropy(out.logits, labels))
+
+
+@pytest.mark.parametrize("problem_type", [None, "multi_label_classification"])
+def test_multi_label_loss_is_bce_with_logits(problem_type):
+    model = classifier(tiny_config(problem_type=problem_type))
+    labels = torch.tensor([[1.0, 0, 1, 0, 0, 1, 0], [0, 0, 0, 1, 1, 0, 0]])
+    out = model(pixels(model.config), labels=labels)
+    torch.testing.assert_close(out.loss, F.binary_cross_entropy_with_logits(out.logits, labels))
+    assert not torch.allclose(out.loss, F.mse_loss(out.logits, labels))
+
+
+def test_single_output_loss_is_mse():
+    model = classifier(tiny_config(num_labels=1))
+    labels = torch.tensor([0.5, -1.25])
+    out = model(pixels(model.config), labels=labels)
+    assert out.logits.shape == (2, 1)
+    torch.testing.assert_close(out.loss, F.mse_loss(out.logits.squeeze(-1), labels))
+
+
+def test_return_dict_false_gives_transformers_tuple_order():
+    config = tiny_config()
+    model = classifier(config)
+    vit = ViTForImageClassification._from_config(ViTConfig(**ODD), attn_implementation="eager").eval()
+    x, labels = pixels(config), torch.tensor([1, 2])
+    kwargs = dict(labels=labels, output_hidden_states=True, output_attentions=True)
+    with torch.no_grad():
+        as_dict = model(x, **kwargs)
+        as_tuple = model(x, return_dict=False, **kwargs)
+        theirs = vit(x, return_dict=False, **kwargs)
+    assert isinstance(as_tuple, tuple) and len(as_tuple) == len(theirs) == 4
+    # transformers' order: loss, logits, hidden_states, attentions.
+    torch.testing.assert_close(as_tuple[0], as_dict.loss)
+    torch.testing.assert_close(as_tuple[1], as_dict.logits)
+    for position in (2, 3):
+        assert len(as_tuple[position]) == len(theirs[position]) == config.num_hidden_layers + (position == 2)
+    for ours, expected in zip(as_tuple[2] + as_tuple[3], as_dict.hidden_states + as_dict.attentions):
+        torch.testing.assert_close(ours, expected)
+    assert [t.shape for t in as_tuple[2] + as_tuple[3]] == [t.shape for t in theirs[2] + theirs[3]]
+
+    # Without labels or extras, only the logits.
+    with torch.no_grad():
+        (logits,) = model(x, return_dict=False)
+    torch.testing.assert_close(logits, as_dict.logits)
+
+    # The bare model: last_hidden_state, pooler_output (the final CLS state), hidden_states.
+    with torch.no_grad():
+        base_tuple = model.vit(x, return_dict=False, output_hidden_states=True)
+        base_dict = model.vit(x, output_hidden_states=True)
+    assert len(base_tuple) == 3
+    torch.testing.assert_close(base_tuple[0], base_dict.last_hidden_state)
+    torch.testing.assert_close(base_tuple[1], base_dict.last_hidden_state[:, 0])
+    torch.testing.assert_close(base_tuple[1], base_dict.pooler_output)
+
+
+def test_hidden_states_are_embeddings_then_each_layer():
+    config = tiny_config()
+    model = classifier(config)
+    x = pixels(config)
+    with torch.no_grad():
+        out = model.vit(x, output_hidden_states=True)
+        embeddings = model.vit.embeddings(x)
+        expected = [embeddings]
+        for layer in model.vit.encoder.layers:
+            expected.append(layer(expected[-1])[0])
+    assert len(out.hidden_states) == config.num_hidden_layers + 1
+    for ours, theirs in zip(out.hidden_states, expected):
+        torch.testing.assert_close(ours, theirs)
+    torch.testing.assert_close(model.vit.layernorm(out.hidden_states[-1]), out.last_hidden_state)
+
+
+def test_config_output_defaults_are_honoured():
+    config = tiny_config(output_attentions=True, output_hidden_states=True)
+    model = classifier(config, "sdpa")
+    x = pixels(config)
+    with torch.no_grad():
+        out = model(x)
+        assert len(out.attentions) == config.num_hidden_layers
+        assert all(isinstance(a, torch.Tensor) and a.numel() > 0 for a in out.attentions)
+        assert len(out.hidden_states) == config.num_hidden_layers + 1
+        overridden = model(x, output_attentions=False, output_hidden_states=False)
+        assert overridden.attentions is None and overridden.hidden_states is None
+        plain = classifier(tiny_config(), "sdpa")(x)
+        assert plain.attentions is None and plain.hidden_states is None
+        model.config.return_dict = False
+        assert isinstance(model(x), tuple)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Saving and loading (also as Hub remote code)
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def test_save_and_from_pretrained_reproduce_logits(tmp_path):
+    model = classifier(tiny_config(id2label={i: f"class_{i}" for i in range(7)}))
+    x = pixels(model.config)
+    model.save_pretrained(tmp_path)
+
+    files = set(os.listdir(tmp_path))
+    assert {"model.safetensors", "config.json", "modeling_simple_vit.py", "configuration_simple_vit.py"} <= files
+    assert not any(name.endswith(".bin") for name in files)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["model_type"] == "simple_vit"
+    assert saved["architectures"] == ["SimpleViTForImageClassification"]
+    assert {"AutoConfig", "AutoModel", "AutoModelForImageClassification"} <= set(saved["auto_map"])
+    assert (tmp_path / "modeling_simple_vit.py").read_text() == (ROOT / "modeling_simple_vit.py").read_text()
+
+    loaded = SimpleViTForImageClassification.from_pretrained(tmp_path, attn_implementation="eager").eval()
+    assert loaded.config.id2label[6] == "class_6"
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x).logits, model(x).logits, atol=0, rtol=0)
+
+
+# Run in a fresh interpreter, from a temporary directory, with the project's modules made unimportable (even if
+# the project is pip-installed), so only the code files saved next to the weights can make this work.
+REMOTE_CODE_SCRIPT = textwrap.dedent(
+    """
+    import importlib.abc, sys
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name in ("modeling_simple_vit", "configuration_simple_vit", "convert_vit_checkpoint"):
+                raise ModuleNotFoundError(name)
+    sys.meta_path.insert(0, Block())
+
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoModelForImageClassification
+
+    classifier_dir, base_dir, data = sys.argv[1], sys.argv[2], torch.load(sys.argv[3])
+    config = AutoConfig.from_pretrained(classifier_dir, trust_remote_code=True)
+    assert type(config).__name__ == "SimpleViTConfig", type(config)
+    for auto_class, folder, name, key in (
+        (AutoModelForImageClassification, classifier_dir, "SimpleViTForImageClassification", "logits"),
+        (AutoModel, classifier_dir, "SimpleViTModel", "base_hidden"),
+        (AutoModel, base_dir, "SimpleViTModel", "base_only_hidden"),
+    ):
+        model = auto_class.from_pretrained(folder, trust_remote_code=True).eval()
+        assert type(model).__name__ == name, type(model)
+        assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+        with torch.no_grad():
+            out = model(data["pixels"])
+        got = out.logits if key == "logits" else out.last_hidden_state
+        torch.testing.assert_close(got, data[key], atol=1e-6, rtol=0)
+        print("OK", auto_class.__name__, name)
+    """
+)
+
+
+def test_saved_folders_load_as_remote_code_without_the_project(tmp_path):
+    model = classifier(tiny_config())
+    base = SimpleViTModel._from_config(tiny_config(), attn_implementation="eager").eval()
+    x = pixels(model.config)
+    with torch.no_grad():
+        data = {
+            "pixels": x,
+            "logits": model(x).logits,
+            "base_hidden": model.vit(x).last_hidden_state,
+            "base_only_hidden": base(x).last_hidden_state,
+        }
+    model.save_pretrained(tmp_path / "classifier")
+    base.save_pretrained(tmp_path / "base")
+    assert json.loads((tmp_path / "base" / "config.json").read_text())["architectures"] == ["SimpleViTModel"]
+    torch.save(data, tmp_path / "data.pt")
+    (tmp_path / "check.py").write_text(REMOTE_CODE_SCRIPT)
+
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
+    result = subprocess.run(
+        [sys.executable, str(tmp_path / "check.py"), "../classifier", "../base", "../data.pt"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("OK") == 3, result.stdout
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Input validation
+# ------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [(35, 35), (30, 35), (25, 30)])
+def test_wrong_image_size_says_expected_and_got(size):
+    model = classifier(tiny_config())
+    x = torch.randn(1, 3, *size)
+    with pytest.raises(ValueError) as error:
+        model(x)
+    message = str(error.value)
+    assert re.search(r"30\s*[x*×,]\s*30", message), message
+    assert re.search(rf"{size[0]}\s*[x*×,]\s*{size[1]}", message), message
+
+
+def test_other_sizes_work_with_interpolated_positions():
+    model = classifier(tiny_config())
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 40, 35), interpolate_pos_encoding=True, output_attentions=True)
+    assert out.logits.shape == (1, 7)
+    assert out.attentions[0].shape[-1] == 8 * 7 + 1
+
+
+def test_wrong_channel_count_is_rejected():
+    model = classifier(tiny_config())
+    with pytest.raises(ValueError, match="channels"):
+        model(torch.randn(1, 1, 30, 30))
+
+
+@pytest.mark.parametrize("shape", [(3, 30, 30), (1, 1, 3, 30, 30)])
+def test_non_4d_input_is_rejected(shape):
+    model = classifier(tiny_config())
+    with pytest.raises(ValueError, match="4-D"):
+        model(torch.randn(*shape))
