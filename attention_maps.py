@@ -86,7 +86,7 @@ def patches_to_image(patch_values: torch.Tensor, grid: tuple[int, int], size: tu
 @torch.no_grad()
 def compute_attention_maps(model, pixel_values: torch.Tensor) -> AttentionMaps:
     """Run `model` on (batch, channels, height, width) pixels and return its attention maps and logits."""
-    model.eval()
+    model.eval()  # no dropout on the attention probabilities
     outputs = model(pixel_values=pixel_values, output_attentions=True)
     if not outputs.attentions:
         # transformers' own attention integrations return nothing under SDPA / flash attention.
@@ -298,15 +298,17 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    checkpoint = Path(args.checkpoint)
+    checkpoint = Path(args.checkpoint).expanduser()
     # A local path that is not a model folder is the common mistake; anything else is tried as a Hub repo id.
-    if (checkpoint.exists() or args.checkpoint.startswith((".", "/", "~"))) and not (checkpoint / "config.json").is_file():
+    looks_local = checkpoint.exists() or args.checkpoint.startswith((".", "/", "~")) or args.checkpoint.count("/") > 1
+    if looks_local and not (checkpoint / "config.json").is_file():
         print(f"error: {checkpoint} is not a saved model folder (no config.json)", file=sys.stderr)
         return 1
     try:
-        model, processor = load_model(args.checkpoint)
+        model, processor = load_model(checkpoint if looks_local else args.checkpoint)
     except (OSError, ValueError) as error:
-        print(f"error: cannot load the model from {args.checkpoint}: {_first_line(error)}", file=sys.stderr)
+        where = "" if looks_local else " (no such local folder, so it was tried as a Hub repo id)"
+        print(f"error: cannot load the model from {args.checkpoint}{where}: {_first_line(error)}", file=sys.stderr)
         return 1
     try:
         images, labels, label_names = load_examples(args.dataset_name, args.split, args.num_images)

@@ -381,37 +381,34 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        # Everything that can be wrong with the input is checked before a single request is made.
-        check_repo_id(args.repo_id)
-        check_checkpoint(args.checkpoint)
-        token = None if args.dry_run else resolve_token(args.token)
-        if not args.dry_run:
-            from huggingface_hub import constants
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            # Everything that can be wrong with the input is checked before a single request is made.
+            check_repo_id(args.repo_id)
+            check_checkpoint(args.checkpoint)
+            token = None if args.dry_run else resolve_token(args.token)
+            if not args.dry_run:
+                from huggingface_hub import constants
 
-            if constants.HF_HUB_OFFLINE:
-                raise PushError("HF_HUB_OFFLINE is set, so nothing can be uploaded; unset it (or use --dry-run)")
-
-        with tempfile.TemporaryDirectory() as tmp:
+                if constants.HF_HUB_OFFLINE:
+                    raise PushError("HF_HUB_OFFLINE is set, so nothing can be uploaded; unset it (or use --dry-run)")
             local_dir = args.local_dir or Path(tmp) / "repo"
             stage_repo(args.checkpoint, local_dir, args.repo_id, dataset_id=args.dataset_id, license=args.license)
-            staged = sorted(path.name for path in local_dir.iterdir())
-            print(f"Staged {len(staged)} files in {local_dir}: {', '.join(staged)}")
-            if args.dry_run:
-                print("Dry run: nothing was sent to the Hub.")
-                return 0
-            commit = push(local_dir, args.repo_id, token, args.private, args.revision, args.commit_message)
-    except PushError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except Exception as error:  # network / server answers: one line, not a traceback
-        from huggingface_hub.errors import HfHubHTTPError
+        except PushError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
 
-        if not isinstance(error, (HfHubHTTPError, OSError)):
-            raise
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        print(f"error: upload to {args.repo_id} failed: {first_line}", file=sys.stderr)
-        return 1
+        staged = sorted(path.name for path in local_dir.iterdir())
+        print(f"Staged {len(staged)} files in {local_dir}: {', '.join(staged)}")
+        if args.dry_run:
+            print("Dry run: nothing was sent to the Hub.")
+            return 0
+        try:
+            commit = push(local_dir, args.repo_id, token, args.private, args.revision, args.commit_message)
+        except Exception as error:  # refused by the server or not reachable: one line rather than a traceback
+            message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            print(f"error: upload to {args.repo_id} failed: {type(error).__name__}: {message}", file=sys.stderr)
+            return 1
     print(f"Uploaded to {commit.repo_url} ({args.revision or 'main'}): {commit.commit_url}")
     return 0
 

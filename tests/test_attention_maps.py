@@ -159,7 +159,7 @@ def test_cli_errors_are_one_line(checkpoint, synthetic_dataset, tmp_path, capsys
     assert not (tmp_path / "out.png").exists()
 
 
-def test_notebook_runs_headless_and_draws(checkpoint, synthetic_dataset, monkeypatch):
+def test_notebook_runs_headless_and_draws(checkpoint, synthetic_dataset, monkeypatch, tmp_path):
     """CI's notebook check: every cell runs on the tiny checkpoint, and figures come out as PNG outputs."""
     import nbformat
     from nbclient import NotebookClient
@@ -170,6 +170,10 @@ def test_notebook_runs_headless_and_draws(checkpoint, synthetic_dataset, monkeyp
     monkeypatch.setenv("SIMPLE_VIT_DATASET", str(synthetic_dataset))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("MPLBACKEND", raising=False)
+    # Only this environment's own "python3" kernel (ipykernel ships it; its "python" means this interpreter):
+    # hide any user-level kernel of the same name that may point at another Python.
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter-data"))
+    monkeypatch.delenv("JUPYTER_PATH", raising=False)
     client = NotebookClient(
         notebook, kernel_name="python3", timeout=180, resources={"metadata": {"path": str(ROOT / "notebooks")}}
     )

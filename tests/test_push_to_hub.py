@@ -244,3 +244,13 @@ def test_staging_refuses_a_non_empty_folder(checkpoint, tmp_path):
     (tmp_path / "old.txt").write_text("stale")
     with pytest.raises(push_to_hub.PushError, match="not empty"):
         push_to_hub.stage_repo(checkpoint, tmp_path, REPO_ID)
+
+
+def test_refused_upload_is_one_line_without_the_token(checkpoint, tmp_path):
+    wrong = "hf_WrongTokenForTests9876543210"
+    with FakeHub(token=TOKEN) as hub:
+        result = run_push(["--checkpoint", checkpoint, "--repo-id", REPO_ID], hub_env(hub, tmp_path, wrong), tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()] and "401" in result.stderr
+    assert wrong not in result.stdout + result.stderr
+    assert hub.repos == {} and hub.commits == []
