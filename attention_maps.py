@@ -284,7 +284,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--dataset-name", required=True, help="Hub dataset id or local folder (datasets.load_dataset)")
     parser.add_argument("--split", default="test", help="split to draw the images from (default: test)")
     parser.add_argument("--num-images", type=int, default=30, help="how many images (default: 30)")
-    parser.add_argument("--output", type=Path, default=Path("attention.png"), help="figure file (default: attention.png)")
+    parser.add_argument(
+        "--output", type=Path, default=Path("attention.png"), help="figure file (default: attention.png)"
+    )
     parser.add_argument(
         "--layer", type=parse_layer, default="rollout",
         help="map to overlay: rollout (default), last, or a layer index (0 = first)",
@@ -313,11 +315,14 @@ def main(argv=None) -> int:
     try:
         images, labels, label_names = load_examples(args.dataset_name, args.split, args.num_images)
     except Exception as error:  # datasets raises many types (not found, offline, bad split): report, don't trace
-        print(f"error: cannot load dataset {args.dataset_name!r} split {args.split!r}: {_first_line(error)}", file=sys.stderr)
+        where = f"dataset {args.dataset_name!r} split {args.split!r}"
+        print(f"error: cannot load {where}: {_first_line(error)}", file=sys.stderr)
         return 1
 
     try:
-        figure, predicted, true = predict_and_plot(model, processor, images, labels, label_names, args.layer, args.ncols)
+        figure, predicted, true = predict_and_plot(
+            model, processor, images, labels, label_names, args.layer, args.ncols
+        )
     except ValueError as error:  # e.g. --layer 7 on a 4-layer model
         print(f"error: {error}", file=sys.stderr)
         return 1

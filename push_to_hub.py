@@ -355,7 +355,9 @@ def push(
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--checkpoint", required=True, type=Path, help="output folder of run_train.py")
     parser.add_argument("--repo-id", required=True, help="Hub repository, USER/NAME")
     parser.add_argument("--private", action="store_true", help="create the repository as private")

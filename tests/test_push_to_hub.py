@@ -5,7 +5,6 @@ in a subprocess whose HF_ENDPOINT points at `fake_hub.FakeHub`, a stand-in serve
 """
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -212,7 +211,8 @@ def test_missing_checkpoint_files_are_named(checkpoint, tmp_path):
     with FakeHub(token=TOKEN) as hub:
         result = run_push(["--checkpoint", incomplete, "--repo-id", REPO_ID], hub_env(hub, tmp_path), tmp_path)
         _assert_refused(result, hub, "model.safetensors", "preprocessor_config.json")
-        result = run_push(["--checkpoint", tmp_path / "nowhere", "--repo-id", REPO_ID], hub_env(hub, tmp_path), tmp_path)
+        nowhere = tmp_path / "nowhere"
+        result = run_push(["--checkpoint", nowhere, "--repo-id", REPO_ID], hub_env(hub, tmp_path), tmp_path)
         _assert_refused(result, hub, "does not exist")
 
 
