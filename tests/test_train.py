@@ -256,3 +256,17 @@ def test_cifar10_copy_integration(tmp_path):
     assert (metrics["train_samples"], metrics["eval_samples"]) == (512, 256)
     config = json.loads((out / "config.json").read_text())
     assert config["id2label"]["0"] == "airplane" and config["id2label"]["9"] == "truck"
+
+
+def test_recipe_presets_set_defaults_that_flags_override():
+    sys.path.insert(0, str(ROOT))
+    from run_train import RECIPES, parse_args
+
+    tutorial = parse_args([])
+    assert (tutorial.lr, tutorial.weight_decay, tutorial.batch_size, tutorial.epochs) == (1e-2, 1e-2, 256, 100)
+    assert (tutorial.lr_scheduler, tutorial.augmentation, tutorial.output_dir) == (
+        "constant", "tutorial", os.path.join("experiments", "simple-vit"))
+    improved = parse_args(["--recipe", "improved"])
+    for key, value in RECIPES["improved"].items():
+        assert getattr(improved, key) == value
+    assert parse_args(["--recipe", "improved", "--lr", "0.5"]).lr == 0.5
