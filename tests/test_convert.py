@@ -18,30 +18,12 @@ from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
 import convert_vit_checkpoint as convert
 from configuration_simple_vit import SimpleViTConfig
 from modeling_simple_vit import SimpleViTForImageClassification, SimpleViTModel
+from model_configs import ARCHITECTURE_FIELDS, CONFIGS, DEFAULT, ODD
 
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "convert_vit_checkpoint.py"
 ATOL = 1e-5  # fp32 agreement required between SimpleViT and ViT
-
-ODD = dict(
-    image_size=30,
-    patch_size=5,
-    hidden_size=36,
-    num_attention_heads=6,
-    intermediate_size=37,
-    num_hidden_layers=3,
-    qkv_bias=False,
-    hidden_act="gelu_new",
-    layer_norm_eps=1e-6,
-    num_labels=7,
-)
-ARCHITECTURE_FIELDS = (
-    "image_size", "patch_size", "num_channels", "hidden_size", "num_hidden_layers", "num_attention_heads",
-    "intermediate_size", "hidden_act", "layer_norm_eps", "qkv_bias", "num_labels",
-)  # fmt: skip
-DEFAULT = {name: getattr(SimpleViTConfig(), name) for name in ARCHITECTURE_FIELDS}  # the tutorial model
-CONFIGS = pytest.mark.parametrize("kwargs", [ODD, DEFAULT], ids=["odd", "default"])
 
 
 def randomize_(model, seed=0, scale=0.1):
