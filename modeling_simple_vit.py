@@ -31,7 +31,10 @@ class SimpleViTPatchEmbeddings(nn.Module):
     """Cut the image into non-overlapping patches and project each one to a `hidden_size` vector.
 
     A Conv2d whose kernel and stride both equal the patch size is exactly "flatten each patch, then apply one
-    shared Linear layer", written as a single fast op.
+    shared Linear layer". We keep the parameter as a Conv2d (`projection`, weight (hidden, channels, patch,
+    patch)) so checkpoints match `transformers`' ViT, but compute it as that one matrix multiply: the patches are
+    laid out as rows in the weight's (channel, row, column) order, and the result comes out already as
+    (batch, num_patches, hidden_size) rows, with no transpose copy and no convolution backward.
     """
 
     def __init__(self, config: SimpleViTConfig):
@@ -44,8 +47,7 @@ class SimpleViTPatchEmbeddings(nn.Module):
             config.num_channels, config.hidden_size, kernel_size=config.patch_size, stride=config.patch_size
         )
 
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        # (batch, num_channels, height, width)
+    def check_pixel_values(self, pixel_values: torch.Tensor) -> None:
         if pixel_values.dim() != 4:
             raise ValueError(
                 "pixel_values must be a 4-D tensor (batch, num_channels, height, width); "
@@ -56,8 +58,31 @@ class SimpleViTPatchEmbeddings(nn.Module):
                 f"pixel_values has the wrong number of channels: expected {self.num_channels}, "
                 f"got {pixel_values.shape[1]} (shape {tuple(pixel_values.shape)})"
             )
-        # (batch, hidden_size, height / patch, width / patch) -> (batch, num_patches, hidden_size)
-        return self.projection(pixel_values).flatten(2).transpose(1, 2)
+
+    def flatten_patches(self, pixel_values: torch.Tensor, leading_zero_rows: int = 0) -> torch.Tensor:
+        """(batch, channels, height, width) -> (batch, leading_zero_rows + num_patches, channels * patch * patch).
+
+        Row `leading_zero_rows + i` holds the pixels of patch i (patches in row-major order, like Conv2d's output);
+        the leading rows are zeros, a free slot for the CLS token (see SimpleViTEmbeddings). One copy in all.
+        """
+        self.check_pixel_values(pixel_values)
+        batch_size, channels, height, width = pixel_values.shape
+        p = self.patch_size
+        rows, cols = height // p, width // p  # like Conv2d, pixels past the last whole patch are ignored
+        # (batch, channels, rows * p, cols * p) -> (batch, rows, cols, channels, p, p): one patch per (row, col)
+        patches = pixel_values[:, :, : rows * p, : cols * p].reshape(batch_size, channels, rows, p, cols, p)
+        patches = patches.permute(0, 2, 4, 1, 3, 5)
+        flat = pixel_values.new_empty(batch_size, leading_zero_rows + rows * cols, channels * p * p)
+        flat[:, :leading_zero_rows].zero_()
+        flat[:, leading_zero_rows:].view(batch_size, rows, cols, channels, p, p).copy_(patches)
+        return flat
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        # (batch, num_channels, height, width) -> (batch, num_patches, num_channels * patch * patch)
+        patches = self.flatten_patches(pixel_values)
+        # The Conv2d weight (hidden, channels, p, p) read as a Linear weight (hidden, channels * p * p).
+        weight = self.projection.weight.flatten(1)
+        return F.linear(patches, weight, self.projection.bias)  # (batch, num_patches, hidden_size)
 
 
 class SimpleViTEmbeddings(nn.Module):
@@ -103,8 +128,9 @@ class SimpleViTEmbeddings(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False) -> torch.Tensor:
         # (batch, num_channels, height, width)
-        embeddings = self.patch_embeddings(pixel_values)  # (batch, num_patches, hidden_size)
-        batch_size = embeddings.shape[0]
+        patch_embeddings = self.patch_embeddings
+        # (batch, 1 + num_patches, num_channels * patch * patch); row 0 is zeros: the CLS token's slot.
+        patches = patch_embeddings.flatten_patches(pixel_values, leading_zero_rows=1)
         height, width = pixel_values.shape[-2:]
 
         if interpolate_pos_encoding:
@@ -117,9 +143,15 @@ class SimpleViTEmbeddings(nn.Module):
                 )
             position_embeddings = self.position_embeddings
 
-        cls_tokens = self.cls_token.expand(batch_size, -1, -1)  # (batch, 1, hidden_size)
-        embeddings = torch.cat((cls_tokens, embeddings), dim=1)  # (batch, num_patches + 1, hidden_size)
-        embeddings = embeddings + position_embeddings
+        # Everything that does not depend on the image, one row per position (a tiny (1, seq_len, hidden) tensor):
+        # the CLS token in row 0 and the projection's bias in the patch rows, plus the position embeddings.
+        # Adding it to "zero row + projected patches" gives exactly cat(CLS, projection(patches)) + positions,
+        # without concatenating (and, in backward, slicing) a batch-sized tensor.
+        num_patches = patches.shape[1] - 1
+        bias = patch_embeddings.projection.bias.view(1, 1, -1).expand(1, num_patches, -1)
+        per_position = position_embeddings + torch.cat((self.cls_token, bias), dim=1)  # (1, seq_len, hidden_size)
+        weight = patch_embeddings.projection.weight.flatten(1)  # (hidden_size, num_channels * patch * patch)
+        embeddings = torch.matmul(patches, weight.t()) + per_position  # (batch, num_patches + 1, hidden_size)
         return self.dropout(embeddings)  # (batch, num_patches + 1, hidden_size)
 
 
@@ -150,9 +182,11 @@ class SimpleViTAttention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         # (batch, seq_len, hidden_size)
         batch_size, seq_len, hidden_size = hidden_states.shape
-        # (batch, seq_len, 3 * hidden) -> (3, batch, heads, seq_len, head_dim)
+        # (batch, seq_len, 3 * hidden) -> (batch, seq_len, 3, heads, head_dim); q, k, v are views into it, no copies.
         qkv = self.qkv_proj(hidden_states).view(batch_size, seq_len, 3, self.num_attention_heads, self.head_dim)
-        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (batch, heads, seq_len, head_dim)
+        # Split along the "3" axis itself (not after moving it to the front): in backward the three gradients are
+        # then stacked straight back into qkv's own (batch, seq_len, 3, heads, head_dim) layout in one pass.
+        query, key, value = (t.transpose(1, 2) for t in qkv.unbind(2))  # each (batch, heads, seq_len, head_dim)
         dropout = self.attention_dropout if self.training else 0.0
 
         if output_attentions or self.config._attn_implementation == "eager":

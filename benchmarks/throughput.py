@@ -4,13 +4,16 @@
     python benchmarks/throughput.py --profile       # plus a torch.profiler table of SimpleViT's top ops
     python benchmarks/throughput.py --device cuda --bf16 --steps 50 --rounds 5   # a GPU, under bf16 autocast
 
-Both models get the same config, the same AdamW, the same batch and the same loss; they are timed in one
+Both models get the same config, the same optimizer (run_train.py's `make_optimizer`: AdamW, foreach), the same
+batch and the same loss; they are timed in one
 process in interleaved rounds (A, B, A, B, ...) so that machine noise hits both alike, and the median of the
 per-round ratios is reported. Achieved GFLOP/s (analytic matmul FLOPs x 3 for forward + backward) is put
-beside this machine's measured fp32 matmul peak.
+beside this machine's measured fp32 matmul peak. The load average is printed before and after each config: on a
+shared machine, read the ratio (both sides suffer alike), not the absolute images/s.
 """
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -25,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from configuration_simple_vit import SimpleViTConfig  # noqa: E402
 from convert_vit_checkpoint import simple_vit_config_to_vit  # noqa: E402
 from modeling_simple_vit import SimpleViTForImageClassification  # noqa: E402
+from run_train import make_optimizer  # noqa: E402
 
 CONFIGS = {
     # name: (config fields, batch size)
@@ -54,13 +58,17 @@ def matmul_peak_gflops(device, dtype=torch.float32, n=2048, repeats=10) -> float
     return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
+def load() -> str:
+    return "/".join(f"{x:.2f}" for x in os.getloadavg())  # 1, 5 and 15 minutes
+
+
 def sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize()
 
 
 def make_step(model, batch, labels, device, bf16):
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)
+    optimizer = make_optimizer(model, lr=1e-3, weight_decay=1e-2)  # the training script's AdamW, both sides
 
     def step():
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -95,6 +103,7 @@ def compare(name, fields, batch_size, args, device):
     labels = torch.randint(0, config.num_labels, (batch_size,), device=device)
     steps = {"SimpleViT": make_step(simple, batch, labels, device, args.bf16),
              "transformers ViT": make_step(reference, batch, labels, device, args.bf16)}
+    print(f"\n{name}: load average {load()} before")
     for step in steps.values():  # warm-up (allocator, kernels, Adam state)
         timed(step, 3, device)
     rates = {key: [] for key in steps}
@@ -104,21 +113,25 @@ def compare(name, fields, batch_size, args, device):
     ratio = statistics.median(a / b for a, b in zip(rates["SimpleViT"], rates["transformers ViT"]))
     flops = 3 * forward_flops_per_image(config)
     params = sum(p.numel() for p in simple.parameters())
-    print(f"\n{name}: hidden {config.hidden_size}, {config.num_hidden_layers} layers, {config.num_attention_heads} heads, "
+    print(f"{name}: hidden {config.hidden_size}, {config.num_hidden_layers} layers, {config.num_attention_heads} heads, "
           f"MLP {config.intermediate_size}, patch {config.patch_size}, image {config.image_size}, batch {batch_size}, "
           f"{params:,} parameters, {flops / 1e6:.1f} MFLOP per training image")
     for key, values in rates.items():
         rate = statistics.median(values)
         print(f"  {key:18s} {rate:9.0f} images/s  ({rate * flops / 1e9:7.1f} GFLOP/s)")
-    print(f"  median ratio SimpleViT / transformers: {ratio:.2f}x")
+    print(f"  median ratio SimpleViT / transformers: {ratio:.2f}x  (per-round ratios "
+          f"{', '.join(f'{a / b:.2f}' for a, b in zip(rates['SimpleViT'], rates['transformers ViT']))}); "
+          f"load average {load()} after")
     if args.profile:
         from torch.profiler import ProfilerActivity, profile
 
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-        with profile(activities=activities) as prof:
-            timed(steps["SimpleViT"], 3, device)
         sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
-        print(prof.key_averages().table(sort_by=sort, row_limit=15))
+        for key in args.profile_models:
+            with profile(activities=activities, record_shapes=args.profile_shapes) as prof:
+                timed(steps[key], 3, device)
+            print(f"\n{key}, 3 training steps, top ops by self time:")
+            print(prof.key_averages(group_by_input_shape=args.profile_shapes).table(sort_by=sort, row_limit=args.profile_rows))
     return ratio
 
 
@@ -129,7 +142,10 @@ def main():
     parser.add_argument("--steps", type=int, default=5, help="steps per timed round")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
-    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="torch.profiler table of the top ops after timing")
+    parser.add_argument("--profile-models", nargs="+", default=["SimpleViT"], choices=["SimpleViT", "transformers ViT"])
+    parser.add_argument("--profile-shapes", action="store_true", help="group the profile by input shapes")
+    parser.add_argument("--profile-rows", type=int, default=20)
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cpu":
