@@ -164,6 +164,8 @@ class SimpleViTAttention(nn.Module):
     - the SDPA path calls `F.scaled_dot_product_attention`, which fuses those steps and is faster, but does not
       expose the probabilities. It is taken unless probabilities are requested or the model was loaded with
       `attn_implementation="eager"`.
+    With `cls_query_only`, only the CLS token asks (one query row), while keys and values still come from every
+    token: that is all a classifier needs from the last layer (see SimpleViTEncoder).
     """
 
     def __init__(self, config: SimpleViTConfig):
@@ -178,7 +180,7 @@ class SimpleViTAttention(nn.Module):
         self.o_proj = nn.Linear(config.hidden_size, config.hidden_size)
 
     def forward(
-        self, hidden_states: torch.Tensor, output_attentions: bool = False
+        self, hidden_states: torch.Tensor, output_attentions: bool = False, cls_query_only: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         # (batch, seq_len, hidden_size)
         batch_size, seq_len, hidden_size = hidden_states.shape
@@ -187,21 +189,24 @@ class SimpleViTAttention(nn.Module):
         # Split along the "3" axis itself (not after moving it to the front): in backward the three gradients are
         # then stacked straight back into qkv's own (batch, seq_len, 3, heads, head_dim) layout in one pass.
         query, key, value = (t.transpose(1, 2) for t in qkv.unbind(2))  # each (batch, heads, seq_len, head_dim)
+        if cls_query_only:
+            query = query[:, :, :1]  # (batch, heads, 1, head_dim): the CLS token's query alone
+        query_len = query.shape[2]
         dropout = self.attention_dropout if self.training else 0.0
 
         if output_attentions or self.config._attn_implementation == "eager":
             # Explicit path: how similar is each query to each key, normalised to probabilities over keys.
-            scores = torch.matmul(query, key.transpose(-1, -2)) * self.scaling  # (batch, heads, seq, seq)
+            scores = torch.matmul(query, key.transpose(-1, -2)) * self.scaling  # (batch, heads, query_len, seq)
             attention_probs = F.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
             attention_probs = F.dropout(attention_probs, p=dropout, training=self.training)
-            context = torch.matmul(attention_probs, value)  # (batch, heads, seq_len, head_dim)
+            context = torch.matmul(attention_probs, value)  # (batch, heads, query_len, head_dim)
         else:
             context = F.scaled_dot_product_attention(query, key, value, dropout_p=dropout, scale=self.scaling)
             attention_probs = None
 
-        # Put the heads back side by side: (batch, seq_len, heads * head_dim), then mix them.
-        context = context.transpose(1, 2).reshape(batch_size, seq_len, hidden_size)
-        return self.o_proj(context), attention_probs  # (batch, seq_len, hidden_size), probs or None
+        # Put the heads back side by side: (batch, query_len, heads * head_dim), then mix them.
+        context = context.transpose(1, 2).reshape(batch_size, query_len, hidden_size)
+        return self.o_proj(context), attention_probs  # (batch, query_len, hidden_size), probs or None
 
 
 class SimpleViTMLP(nn.Module):
@@ -239,35 +244,51 @@ class SimpleViTLayer(GradientCheckpointingLayer):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(
-        self, hidden_states: torch.Tensor, output_attentions: bool = False
+        self, hidden_states: torch.Tensor, output_attentions: bool = False, cls_only: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         # (batch, seq_len, hidden_size)
-        attention_output, attention_probs = self.attention(self.layernorm_before(hidden_states), output_attentions)
+        attention_output, attention_probs = self.attention(
+            self.layernorm_before(hidden_states), output_attentions, cls_only
+        )  # (batch, seq_len, hidden_size), or (batch, 1, hidden_size) with cls_only
+        if cls_only:
+            hidden_states = hidden_states[:, :1]  # only the CLS token goes on: (batch, 1, hidden_size)
         hidden_states = hidden_states + self.dropout(attention_output)
         hidden_states = hidden_states + self.dropout(self.mlp(self.layernorm_after(hidden_states)))
-        return hidden_states, attention_probs  # (batch, seq_len, hidden_size), probs or None
+        return hidden_states, attention_probs  # (batch, seq_len or 1, hidden_size), probs or None
 
 
 class SimpleViTEncoder(nn.Module):
-    """The stack of layers; collects every hidden state and attention map when asked."""
+    """The stack of layers; collects every hidden state and attention map when asked.
+
+    With `cls_only_last_layer` the last layer computes the CLS token's new state alone (its query, attention
+    output and MLP; keys and values still come from every token). A classifier reads nothing else, so the logits
+    are the same while that layer's MLP, output projection and most of its attention are skipped for all patch
+    tokens. It is used only when neither hidden states nor attention maps are asked for.
+    """
 
     def __init__(self, config: SimpleViTConfig):
         super().__init__()
         self.layers = nn.ModuleList([SimpleViTLayer(config) for _ in range(config.num_hidden_layers)])
 
     def forward(
-        self, hidden_states: torch.Tensor, output_attentions: bool = False, output_hidden_states: bool = False
+        self,
+        hidden_states: torch.Tensor,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+        cls_only_last_layer: bool = False,
     ) -> tuple[torch.Tensor, tuple | None, tuple | None]:
         # (batch, seq_len, hidden_size)
         all_hidden_states = (hidden_states,) if output_hidden_states else None  # the embeddings come first
         all_attentions = () if output_attentions else None
-        for layer in self.layers:
-            hidden_states, attention_probs = layer(hidden_states, output_attentions)
+        cls_only_last_layer = cls_only_last_layer and not (output_attentions or output_hidden_states)
+        for index, layer in enumerate(self.layers):
+            cls_only = cls_only_last_layer and index == len(self.layers) - 1
+            hidden_states, attention_probs = layer(hidden_states, output_attentions, cls_only)
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
             if output_attentions:
                 all_attentions += (attention_probs,)  # each (batch, heads, seq_len, seq_len)
-        return hidden_states, all_hidden_states, all_attentions
+        return hidden_states, all_hidden_states, all_attentions  # (batch, seq_len or 1, hidden_size), ...
 
 
 class SimpleViTPreTrainedModel(PreTrainedModel):
@@ -321,9 +342,12 @@ class SimpleViTModel(SimpleViTPreTrainedModel):
         output_hidden_states: bool | None = None,
         interpolate_pos_encoding: bool | None = None,
         return_dict: bool | None = None,
+        pooler_output_only: bool = False,
         **kwargs,
     ) -> BaseModelOutputWithPooling | tuple:
         # pixel_values: (batch, num_channels, height, width)
+        # pooler_output_only: the caller reads only `pooler_output` (the classifier does), so the last layer and the
+        # final LayerNorm may run on the CLS token alone; `last_hidden_state` is then (batch, 1, hidden_size).
         if pixel_values is None:
             raise ValueError("pixel_values must be given")
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
@@ -336,9 +360,9 @@ class SimpleViTModel(SimpleViTPreTrainedModel):
         pixel_values = pixel_values.to(self.embeddings.patch_embeddings.projection.weight.dtype)
         embedding_output = self.embeddings(pixel_values, bool(interpolate_pos_encoding))
         hidden_states, all_hidden_states, all_attentions = self.encoder(
-            embedding_output, output_attentions, output_hidden_states
+            embedding_output, output_attentions, output_hidden_states, pooler_output_only
         )
-        sequence_output = self.layernorm(hidden_states)  # (batch, num_patches + 1, hidden_size)
+        sequence_output = self.layernorm(hidden_states)  # (batch, num_patches + 1, hidden_size), or (batch, 1, ...)
         pooled_output = sequence_output[:, 0]  # the CLS token's state: (batch, hidden_size)
 
         if not return_dict:
@@ -354,7 +378,15 @@ class SimpleViTModel(SimpleViTPreTrainedModel):
 
 
 class SimpleViTForImageClassification(SimpleViTPreTrainedModel):
-    """SimpleViT with a linear classifier on the final CLS state."""
+    """SimpleViT with a linear classifier on the final CLS state.
+
+    The classifier reads only the CLS token, so by default the last layer computes the CLS token's state alone
+    (see SimpleViTEncoder): same logits, a good part of one layer's work saved in training and inference. Hidden
+    states and attention maps, when asked for, are always complete. Set `cls_only_last_layer = False` on the
+    model (it is not a config field) to run the last layer on every token, e.g. for forward hooks that read it.
+    """
+
+    cls_only_last_layer = True
 
     def __init__(self, config: SimpleViTConfig):
         super().__init__(config)
@@ -382,6 +414,7 @@ class SimpleViTForImageClassification(SimpleViTPreTrainedModel):
             output_hidden_states=output_hidden_states,
             interpolate_pos_encoding=interpolate_pos_encoding,
             return_dict=True,
+            pooler_output_only=self.cls_only_last_layer,
         )
         logits = self.classifier(outputs.pooler_output)  # (batch, num_labels)
 
