@@ -279,7 +279,9 @@ def parse_layer(value: str) -> str | int:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from cli import OneLineArgumentParser
+
+    parser = OneLineArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True, help="a saved SimpleViT (run_train.py output) or Hub repo")
     parser.add_argument("--dataset-name", required=True, help="Hub dataset id or local folder (datasets.load_dataset)")
     parser.add_argument("--split", default="test", help="split to draw the images from (default: test)")

@@ -46,6 +46,7 @@ from transformers.utils import cached_file
 # The project's modules are imported as top-level modules (not `from .modeling_simple_vit`): this script lives
 # beside them in the repository root and is run as a script, so there is no package to be relative to.
 # Importing them this way also makes `save_pretrained` copy exactly these two files next to the weights.
+from cli import OneLineArgumentParser
 from configuration_simple_vit import SimpleViTConfig
 from modeling_simple_vit import SimpleViTForImageClassification, SimpleViTModel
 
@@ -458,15 +459,8 @@ def convert_to_transformers(src: str, dst: str) -> ViTModel | ViTForImageClassif
 # ----------------------------------------------------------------------------------------------------------------
 
 
-class _ArgumentParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr (and exit status 2), not the usage text plus the error."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see --help)\n")
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = _ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="convert_vit_checkpoint.py",
         description="Convert a checkpoint between transformers' ViT and SimpleViT (both directions).",
     )

@@ -355,7 +355,9 @@ def push(
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    from cli import OneLineArgumentParser
+
+    parser = OneLineArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--checkpoint", required=True, type=Path, help="output folder of run_train.py")

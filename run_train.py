@@ -25,6 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cli import OneLineArgumentParser
+
 ROOT = Path(__file__).resolve().parent
 ACCURACY_METRIC = ROOT / "metrics" / "accuracy"  # a local `evaluate` module: evaluate.load("accuracy") needs the Hub
 
@@ -49,11 +51,6 @@ class CLIError(Exception):
     """A mistake in how the script was called: reported as one line, no traceback."""
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message):
-        raise CLIError(message)
-
-
 def _positive_int(text):
     value = int(text)
     if value < 1:
@@ -72,7 +69,7 @@ def _non_negative_int(text):
 # 1. Arguments
 # ----------------------------------------------------------------------------------------------------------------
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = _OneLineParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = OneLineArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add = parser.add_argument
     add("--recipe", choices=sorted(RECIPES), default="tutorial", help="preset of training hyper-parameters")
     # Data
