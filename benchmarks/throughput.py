@@ -8,7 +8,9 @@ Both models get the same config, the same optimizer (run_train.py's `make_optimi
 batch and the same loss; they are timed in one
 process in interleaved rounds (A, B, A, B, ...) so that machine noise hits both alike, and the median of the
 per-round ratios is reported. Achieved GFLOP/s (analytic matmul FLOPs x 3 for forward + backward) is put
-beside this machine's measured fp32 matmul peak. The load average is printed before and after each config: on a
+beside this machine's measured fp32 matmul peak; SimpleViT's classifier runs its last layer on the CLS token alone
+(same logits, less work), so its GFLOP/s counts the full model's FLOPs: read it as ViT-equivalent work per second
+(`--full-last-layer` times SimpleViT with every token in the last layer instead). The load average is printed before and after each config: on a
 shared machine, read the ratio (both sides suffer alike), not the absolute images/s.
 """
 
@@ -96,6 +98,7 @@ def compare(name, fields, batch_size, args, device):
     torch.manual_seed(0)
     config = SimpleViTConfig(**fields)
     simple = SimpleViTForImageClassification(config).to(device).train()
+    simple.cls_only_last_layer = not args.full_last_layer
     vit_config = simple_vit_config_to_vit(config)
     vit_config._attn_implementation = "sdpa"
     reference = ViTForImageClassification(vit_config).to(device).train()
@@ -115,7 +118,8 @@ def compare(name, fields, batch_size, args, device):
     params = sum(p.numel() for p in simple.parameters())
     print(f"{name}: hidden {config.hidden_size}, {config.num_hidden_layers} layers, {config.num_attention_heads} heads, "
           f"MLP {config.intermediate_size}, patch {config.patch_size}, image {config.image_size}, batch {batch_size}, "
-          f"{params:,} parameters, {flops / 1e6:.1f} MFLOP per training image")
+          f"{params:,} parameters, {flops / 1e6:.1f} MFLOP per training image; SimpleViT's last layer: "
+          f"{'every token' if args.full_last_layer else 'CLS token only'}")
     for key, values in rates.items():
         rate = statistics.median(values)
         print(f"  {key:18s} {rate:9.0f} images/s  ({rate * flops / 1e9:7.1f} GFLOP/s)")
@@ -142,6 +146,8 @@ def main():
     parser.add_argument("--steps", type=int, default=5, help="steps per timed round")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--full-last-layer", action="store_true",
+                        help="SimpleViT's last layer on every token (no CLS-only shortcut)")
     parser.add_argument("--profile", action="store_true", help="torch.profiler table of the top ops after timing")
     parser.add_argument("--profile-models", nargs="+", default=["SimpleViT"], choices=["SimpleViT", "transformers ViT"])
     parser.add_argument("--profile-shapes", action="store_true", help="group the profile by input shapes")
