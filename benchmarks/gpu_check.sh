@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One prepared check for a lent GPU machine (sized for <= 8 minutes on one H100), runnable on a CPU too.
+# One prepared check for a lent GPU machine (at most 150 s per part, so <= 8 minutes on one H100), runnable on a CPU too.
 #
 #     bash benchmarks/gpu_check.sh              # GPU if there is one, else the CPU smoke mode below
 #     bash benchmarks/gpu_check.sh --cpu-smoke  # force the reduced CPU mode (a few steps, 1024 images, 1 epoch)
@@ -62,7 +62,7 @@ if [ "$MODE" = gpu ]; then
 else
     THROUGHPUT=(--device cpu --steps 1 --rounds 2 --configs tutorial)
 fi
-timeout 300 "$PY" benchmarks/throughput.py "${THROUGHPUT[@]}" || { echo "FAILED: throughput (exit $?)"; STATUS=1; }
+timeout 150 "$PY" benchmarks/throughput.py "${THROUGHPUT[@]}" || { echo "FAILED: throughput (exit $?)"; STATUS=1; }
 
 # ---- 2. timed training on CIFAR-10 --------------------------------------------------------------------------
 echo
@@ -93,7 +93,7 @@ else
         echo "-- $name: run_train.py --dataset-name $DATA $flags"
         t0=$SECONDS
         # shellcheck disable=SC2086  # flags are words on purpose
-        if timeout 240 "$PY" run_train.py --dataset-name "$DATA" $flags --output-dir "$OUT_DIR/$name" \
+        if timeout 150 "$PY" run_train.py --dataset-name "$DATA" $flags --output-dir "$OUT_DIR/$name" \
                 > "$OUT_DIR/$name.log" 2>&1; then
             "$PY" - "$OUT_DIR/$name/metrics.json" "$((SECONDS - t0))" <<'EOF'
 import json, sys
