@@ -433,7 +433,10 @@ def main(argv=None):
         dynamo_backend="inductor" if args.compile else None,
         # Shuffle with seed + epoch: the data order of any epoch is known without replaying the ones before,
         # which is what makes a resumed run see the same batches as an uninterrupted one.
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
+        # non_blocking (with pinned index batches): moving each batch's indices to the GPU does not make the
+        # host wait for the GPU, so there is no per-step synchronisation.
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed,
+                                                  non_blocking=on_gpu),
     )
     if not on_gpu:
         # Adam's state decays into denormal floats that x86 CPUs process ~100x slower; flush them to zero.
@@ -486,8 +489,9 @@ def main(argv=None):
     # which `gather_for_metrics` drops again).
     eval_batch_size = args.eval_batch_size or 2 * args.batch_size
     train_loader = torch.utils.data.DataLoader(torch.arange(len(train_labels)), batch_size=args.batch_size,
-                                               shuffle=True)
-    eval_loader = torch.utils.data.DataLoader(torch.arange(len(eval_labels)), batch_size=eval_batch_size)
+                                               shuffle=True, pin_memory=on_gpu)
+    eval_loader = torch.utils.data.DataLoader(torch.arange(len(eval_labels)), batch_size=eval_batch_size,
+                                              pin_memory=on_gpu)
 
     # ------------------------------------------------------------------------------------------------------------
     # 4. Model
