@@ -16,8 +16,10 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# Plain python is a one-process accelerate run. (`accelerate launch` without a config would pin a CPU run to one
+# thread; use it for several processes, see README.)
 train: install
-	$(BIN)/accelerate launch run_train.py $(ARGS)
+	$(BIN)/python run_train.py $(ARGS)
 
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests

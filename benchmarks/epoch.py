@@ -6,8 +6,8 @@
 per-epoch timers (metrics.json: train_seconds, epoch_seconds). "Pure compute" repeats the same number of
 optimizer steps with the same batch sizes, model, optimizer and loss on tensors that are already normalised
 in memory (no indexing, augmentation or normalisation), plus the same evaluation forward passes. Rounds
-alternate real and pure so that machine noise hits both; the medians are reported. The image decoding is
-cached by `datasets` after the first run and is not part of an epoch.
+alternate real and pure so that machine noise hits both; the medians are reported. The one-time image
+decoding happens before the first epoch and is not inside the timed epoch.
 """
 
 import argparse
@@ -79,7 +79,6 @@ def main():
     args = parser.parse_args()
     extra = ["--max-train-samples", str(args.max_train_samples)] if args.max_train_samples else []
 
-    real_epoch(args.dataset_name, args.batch_size, extra + ["--max-train-samples", "256"])  # warm the decode cache
     real_train, real_total, pure_train, pure_total = [], [], [], []
     for r in range(args.rounds):
         rt, re, n_train, n_eval = real_epoch(args.dataset_name, args.batch_size, extra)

@@ -134,6 +134,18 @@ def test_two_process_ddp_equals_one_process_with_double_batch(hub_dataset, tiny_
     assert ma["eval_accuracy"] == pytest.approx(mb["eval_accuracy"], abs=1e-9)  # whole eval set, counted once
 
 
+def test_gradient_accumulation_equals_the_larger_batch(hub_dataset, tiny_model_config, tmp_path):
+    """batch 8 x 2 accumulation steps == batch 16 (same samples per optimizer step, same schedule position)."""
+    accumulated, large = tmp_path / "accumulated", tmp_path / "large"
+    args = {"--epochs": 2, "--augmentation": "none", "--lr-scheduler": "cosine", "--warmup-epochs": 1}
+    run_train(*common_args(hub_dataset, tiny_model_config, large, **{"--batch-size": 16, **args}))
+    run_train(*common_args(hub_dataset, tiny_model_config, accumulated,
+                           **{"--batch-size": 8, "--gradient-accumulation-steps": 2, **args}))
+    a, b = load_file(large / "model.safetensors"), load_file(accumulated / "model.safetensors")
+    worst = max((a[k] - b[k]).abs().max().item() for k in a)
+    assert worst < 1e-4, worst  # float rounding, amplified by Adam on near-zero gradients; a wrong step count is ~1e-2
+
+
 def test_resume_equals_uninterrupted(hub_dataset, tiny_model_config, tmp_path):
     """2 epochs + resume to 3 == 3 uninterrupted epochs, with augmentation on (its randomness is restored too)
     and a warmup in progress (the scheduler's position is restored). A schedule that depends on the total
@@ -212,6 +224,35 @@ def test_unknown_model_config_field(hub_dataset, tmp_path):
     assert "hiden_layers" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+def test_invalid_model_config_value_is_one_line(hub_dataset, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"hidden_size": 24, "num_attention_heads": 5}))
+    result = run_train("--dataset-name", hub_dataset, "--model-config", bad, "--output-dir", tmp_path / "o",
+                       check=False)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "num_attention_heads" in result.stderr
+
+
+def test_weight_decay_scope():
+    sys.path.insert(0, str(ROOT))
+    from configuration_simple_vit import SimpleViTConfig
+    from modeling_simple_vit import SimpleViTForImageClassification
+    from run_train import make_optimizer
+
+    model = SimpleViTForImageClassification(SimpleViTConfig(**TINY_MODEL))
+    names = {id(p): n for n, p in model.named_parameters()}
+    everything = make_optimizer(model, 1e-3, 0.1, "all").param_groups
+    assert len(everything) == 1 and everything[0]["weight_decay"] == 0.1
+    assert len(everything[0]["params"]) == len(names)
+    decayed, plain = make_optimizer(model, 1e-3, 0.1, "weights").param_groups
+    decayed_names = {names[id(p)] for p in decayed["params"]}
+    plain_names = {names[id(p)] for p in plain["params"]}
+    assert plain["weight_decay"] == 0.0 and decayed_names | plain_names == set(names.values())
+    assert "vit.embeddings.cls_token" in plain_names and "vit.embeddings.position_embeddings" in plain_names
+    assert not any(n.endswith("bias") or "layernorm" in n for n in decayed_names)
+    assert "classifier.weight" in decayed_names
+
+
 def test_batch_augment_boxes_follow_random_resized_crop():
     sys.path.insert(0, str(ROOT))
     from run_train import BatchAugment
@@ -238,13 +279,13 @@ def test_batch_augment_boxes_follow_random_resized_crop():
 def test_training_normalisation_matches_the_saved_image_processor():
     sys.path.insert(0, str(ROOT))
     from configuration_simple_vit import SimpleViTConfig
-    from run_train import make_image_processor, normalize
+    from run_train import make_image_processor, make_normalizer
 
     processor = make_image_processor(SimpleViTConfig(image_size=30, patch_size=5, hidden_size=36,
                                                      num_attention_heads=6))
     images = torch.randint(0, 256, (5, 3, 30, 30), dtype=torch.uint8)
     expected = processor(images=images, return_tensors="pt")["pixel_values"]
-    assert torch.allclose(normalize(images.float(), processor), expected, atol=1e-6)
+    assert torch.allclose(make_normalizer(processor, "cpu")(images.float()), expected, atol=1e-6)
 
 
 @pytest.mark.skipif(not CIFAR10.is_dir(), reason="the CIFAR-10 copy (../shared/datasets/cifar10) is not present")
