@@ -545,7 +545,12 @@ def main(argv=None):
     history = TrainingHistory()
     accelerator.register_for_checkpointing(history)
     if resume_from is not None:
-        accelerator.load_state(str(resume_from))
+        try:
+            accelerator.load_state(str(resume_from))
+        except (RuntimeError, KeyError, ValueError, FileNotFoundError) as err:
+            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise CLIError(f"cannot resume from {resume_from} (resume with the same model config, batch layout, "
+                           f"launcher and --compile setting): {first_line}") from None
         accelerator.print(f"Resumed from {resume_from} after epoch {history.epochs_done}")
 
     import evaluate

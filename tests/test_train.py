@@ -208,6 +208,19 @@ def test_bad_input_is_one_line_without_traceback(hub_dataset, tmp_path, extra, e
     assert len(lines) == 1 and expected in lines[0], result.stderr
 
 
+def test_resume_with_another_model_is_one_line(hub_dataset, tiny_model_config, tmp_path):
+    out = tmp_path / "out"
+    run_train(*common_args(hub_dataset, tiny_model_config, out, **{"--epochs": 1, "--save-model-every": 1,
+                                                                  "--max-train-samples": 16}))
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({**TINY_MODEL, "hidden_size": 30}))
+    result = run_train(*common_args(hub_dataset, other, out, **{"--epochs": 2, "--max-train-samples": 16,
+                                                                "--resume-from-checkpoint": "latest"}), check=False)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot resume" in lines[0], result.stderr[-2000:]
+
+
 def test_missing_label_column_names_the_columns(tmp_path):
     data = write_hub_layout(tmp_path / "data", n_train=8, n_test=4, label_column="target")
     result = run_train("--dataset-name", data, "--output-dir", tmp_path / "out", check=False)
