@@ -328,6 +328,20 @@ class TrainingHistory:
         self.timings = state["timings"]
 
 
+def fsync_path(path):
+    """Flush a file, or a folder with everything under it, to disk. A rename is only as durable as the data it
+    points at: without this, a power loss right after the rename can leave a renamed but empty file."""
+    path = Path(path)
+    for item in [*sorted(path.rglob("*")), path] if path.is_dir() else [path]:
+        if item.is_dir() and os.name == "nt":  # Windows cannot open a folder to flush it
+            continue
+        fd = os.open(item, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def write_atomically(path: Path, write):
     """Write a file through a temporary sibling and rename it over `path`: a crash leaves the old file whole."""
     path = Path(path)
@@ -336,6 +350,7 @@ def write_atomically(path: Path, write):
     try:
         write(tmp)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the permissions open() would
+        fsync_path(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -395,6 +410,7 @@ def save_checkpoint(accelerator, output_dir: Path, epoch: int):
     accelerator.save_state(str(staging))  # every process writes its own RNG state
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        fsync_path(staging)
         if final.exists():  # a rerun into the same folder: replace the old checkpoint of this epoch
             old = final.with_name(f".epoch_{epoch}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -412,6 +428,7 @@ def save_final_model(model, processor, output_dir: Path):
     try:
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
+        fsync_path(staging)
         for item in staging.iterdir():
             os.replace(item, output_dir / item.name)
     finally:

@@ -266,6 +266,65 @@ def test_weight_decay_scope():
     assert "classifier.weight" in decayed_names
 
 
+class _RecordingFS:
+    """Wraps os.open/os.fsync/os.replace so a test can see which paths were flushed before each rename."""
+
+    def __init__(self, monkeypatch):
+        self.open_fds, self.synced, self.renames = {}, set(), []
+        real_open, real_fsync, real_replace = os.open, os.fsync, os.replace
+
+        def recording_open(path, flags, *args, **kwargs):
+            fd = real_open(path, flags, *args, **kwargs)
+            self.open_fds[fd] = Path(path).resolve()
+            return fd
+
+        def recording_fsync(fd):
+            real_fsync(fd)
+            self.synced.add(self.open_fds[fd])
+
+        def recording_replace(src, dst):
+            src = Path(src).resolve()
+            files = [p for p in ([src] if src.is_file() else src.rglob("*")) if p.is_file()]
+            self.renames.append((src, [p for p in files if p not in self.synced]))
+            real_replace(src, dst)
+
+        monkeypatch.setattr(os, "open", recording_open)
+        monkeypatch.setattr(os, "fsync", recording_fsync)
+        monkeypatch.setattr(os, "replace", recording_replace)
+
+
+def test_files_reach_the_disk_before_they_are_renamed_into_place(monkeypatch, tmp_path):
+    sys.path.insert(0, str(ROOT))
+    from configuration_simple_vit import SimpleViTConfig
+    from modeling_simple_vit import SimpleViTForImageClassification
+    from run_train import make_image_processor, save_checkpoint, save_final_model, write_atomically
+
+    class FakeAccelerator:  # the parts of accelerate's API that save_checkpoint uses, one process
+        is_main_process = True
+
+        def wait_for_everyone(self):
+            pass
+
+        def save_state(self, folder):
+            Path(folder).mkdir()
+            Path(folder, "model.safetensors").write_bytes(b"weights")
+            Path(folder, "random_states_0.pkl").write_bytes(b"rng")
+
+    fs = _RecordingFS(monkeypatch)
+    write_atomically(tmp_path / "metrics.json", lambda tmp: Path(tmp).write_text("{}"))
+    save_checkpoint(FakeAccelerator(), tmp_path, epoch=3)
+    config = SimpleViTConfig(**TINY_MODEL)
+    save_final_model(SimpleViTForImageClassification(config), make_image_processor(config), tmp_path)
+
+    assert json.loads((tmp_path / "metrics.json").read_text()) == {}
+    assert (tmp_path / "checkpoints" / "epoch_3" / "random_states_0.pkl").read_bytes() == b"rng"
+    assert (tmp_path / "model.safetensors").is_file() and (tmp_path / "preprocessor_config.json").is_file()
+    renamed = [src.name for src, _ in fs.renames]
+    assert any(n.startswith(".metrics.json.") for n in renamed) and ".epoch_3.tmp" in renamed
+    assert "model.safetensors" in renamed and "config.json" in renamed
+    assert all(not unsynced for _, unsynced in fs.renames), [(s.name, u) for s, u in fs.renames if u]
+
+
 def test_batch_augment_boxes_follow_random_resized_crop():
     sys.path.insert(0, str(ROOT))
     from run_train import BatchAugment
