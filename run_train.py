@@ -219,8 +219,12 @@ def decode_images(dataset, image_column, label_column, image_size, num_proc=None
     decoded = dataset.map(
         to_arrays, batched=True, batch_size=1000, remove_columns=dataset.column_names, features=features,
         num_proc=num_proc or None, desc="Decoding images (once)",
-    ).with_format("numpy")[:]  # one read of the whole table as numpy arrays
-    return torch.from_numpy(np.ascontiguousarray(decoded["pixels"])), torch.from_numpy(decoded["labels"])
+    )
+    # One read of each column as a numpy array. datasets' numpy format turns every integer array into int64
+    # unless told otherwise: pixels would take 8x the memory and the v2 policies would see int64 images.
+    pixels = decoded.with_format("numpy", columns=["pixels"], dtype=np.uint8)[:]["pixels"]
+    labels = decoded.with_format("numpy", columns=["labels"])[:]["labels"]
+    return torch.from_numpy(np.ascontiguousarray(pixels)), torch.from_numpy(labels)
 
 
 def make_image_processor(config):
@@ -328,12 +332,15 @@ class TrainingHistory:
         self.timings = state["timings"]
 
 
-def fsync_path(path):
-    """Flush a file, or a folder with everything under it, to disk. A rename is only as durable as the data it
-    points at: without this, a power loss right after the rename can leave a renamed but empty file."""
+def finish_files(path):
+    """Make a file, or a folder with everything under it, ready to be renamed into place: give the files the
+    permissions open() would (mkstemp and safetensors create them 0600) and flush them to disk. A rename is only
+    as durable as the data it points at: without the flush, a power loss right after it can leave an empty file."""
     path = Path(path)
     for item in [*sorted(path.rglob("*")), path] if path.is_dir() else [path]:
-        if item.is_dir() and os.name == "nt":  # Windows cannot open a folder to flush it
+        if item.is_file():
+            os.chmod(item, 0o666 & ~_UMASK)
+        elif os.name == "nt":  # Windows cannot open a folder to flush it
             continue
         fd = os.open(item, os.O_RDONLY)
         try:
@@ -349,8 +356,7 @@ def write_atomically(path: Path, write):
     os.close(fd)
     try:
         write(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the permissions open() would
-        fsync_path(tmp)
+        finish_files(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -410,7 +416,7 @@ def save_checkpoint(accelerator, output_dir: Path, epoch: int):
     accelerator.save_state(str(staging))  # every process writes its own RNG state
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        fsync_path(staging)
+        finish_files(staging)
         if final.exists():  # a rerun into the same folder: replace the old checkpoint of this epoch
             old = final.with_name(f".epoch_{epoch}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -428,7 +434,7 @@ def save_final_model(model, processor, output_dir: Path):
     try:
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
-        fsync_path(staging)
+        finish_files(staging)
         for item in staging.iterdir():
             os.replace(item, output_dir / item.name)
     finally:

@@ -293,7 +293,7 @@ class _RecordingFS:
         monkeypatch.setattr(os, "replace", recording_replace)
 
 
-def test_files_reach_the_disk_before_they_are_renamed_into_place(monkeypatch, tmp_path):
+def test_files_are_flushed_and_readable_before_they_are_renamed_into_place(monkeypatch, tmp_path):
     sys.path.insert(0, str(ROOT))
     from configuration_simple_vit import SimpleViTConfig
     from modeling_simple_vit import SimpleViTForImageClassification
@@ -308,6 +308,7 @@ def test_files_reach_the_disk_before_they_are_renamed_into_place(monkeypatch, tm
         def save_state(self, folder):
             Path(folder).mkdir()
             Path(folder, "model.safetensors").write_bytes(b"weights")
+            Path(folder, "model.safetensors").chmod(0o600)  # as safetensors creates it
             Path(folder, "random_states_0.pkl").write_bytes(b"rng")
 
     fs = _RecordingFS(monkeypatch)
@@ -323,6 +324,11 @@ def test_files_reach_the_disk_before_they_are_renamed_into_place(monkeypatch, tm
     assert any(n.startswith(".metrics.json.") for n in renamed) and ".epoch_3.tmp" in renamed
     assert "model.safetensors" in renamed and "config.json" in renamed
     assert all(not unsynced for _, unsynced in fs.renames), [(s.name, u) for s, u in fs.renames if u]
+    published = [tmp_path / "metrics.json", tmp_path / "model.safetensors", tmp_path / "config.json",
+                 tmp_path / "checkpoints" / "epoch_3" / "model.safetensors"]
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in published} == {p.name: oct(0o666 & ~umask) for p in published}
 
 
 def test_batch_augment_boxes_follow_random_resized_crop():
@@ -346,6 +352,29 @@ def test_batch_augment_boxes_follow_random_resized_crop():
     assert not torch.equal(out, images.float())  # it did something
     # "none" is the identity
     assert torch.equal(BatchAugment("none", 32)(images), images.float())
+
+
+def test_decoded_images_are_uint8_and_match_the_dataset(hub_dataset):
+    import datasets
+    from torchvision.transforms import v2
+
+    sys.path.insert(0, str(ROOT))
+    from run_train import decode_images
+
+    dataset = datasets.load_dataset(str(hub_dataset), split="train")
+    pixels, labels = decode_images(dataset, "img", "label", 16)
+    assert pixels.dtype == torch.uint8 and pixels.shape == (96, 3, 16, 16)  # not datasets' default int64
+    assert labels.dtype == torch.int64 and labels.tolist() == dataset["label"]
+    for i in (0, 57):
+        assert torch.equal(pixels[i], v2.functional.pil_to_tensor(dataset[i]["img"].convert("RGB")))
+
+
+@pytest.mark.parametrize("policy", ["trivialaugment", "randaugment"])
+def test_stronger_augmentation_policies_train(hub_dataset, tiny_model_config, tmp_path, policy):
+    out = tmp_path / "out"
+    run_train(*common_args(hub_dataset, tiny_model_config, out, **{"--epochs": 1, "--augmentation": policy}))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["args"]["augmentation"] == policy and len(metrics["eval_accuracy"]) == 1
 
 
 def test_training_normalisation_matches_the_saved_image_processor():
