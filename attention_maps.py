@@ -5,7 +5,8 @@
 
 A ViT classifies from the final state of its CLS token, and the only way information reaches that token is
 through attention. So the CLS token's attention row, restricted to the patches, says which parts of the image
-the token read in that layer: one map per head, and their average per layer.
+the token read in that layer: one map per head, and their average per layer. (A model with
+`classifier_pooling="mean"` classifies the average patch token instead; its maps average the patch tokens' rows.)
 
 One layer's map is only part of the story: layer 2's CLS token attends to *mixtures* of patches made by layer 1,
 and the residual connections carry every token's own state past each attention block. Attention rollout
@@ -34,7 +35,8 @@ import torch.nn.functional as F
 
 @dataclass
 class AttentionMaps:
-    """CLS-to-patch attention for a batch of images, upsampled to the image size (height x width)."""
+    """Attention to the patches (from the CLS token, or the patch tokens' average with mean pooling) for a batch
+    of images, upsampled to the image size (height x width)."""
 
     logits: torch.Tensor  # (batch, num_labels)
     per_head: torch.Tensor  # (batch, layers, heads, height, width): every head of every layer
@@ -96,12 +98,18 @@ def compute_attention_maps(model, pixel_values: torch.Tensor) -> AttentionMaps:
     height, width = pixel_values.shape[-2:]
     patch = model.config.patch_size
     grid = (height // patch, width // patch)
-    cls_to_patches = attentions[..., 0, 1:]  # the CLS token's row, patch columns: (batch, layers, heads, patches)
-    rollout = attention_rollout(attentions)[:, 0, 1:]  # (batch, patches)
+    # Map the rows of the tokens the classifier reads, over the patch columns: the CLS token's row, or, for a
+    # mean-pooling model (classifier_pooling="mean"), the average of the patch tokens' rows.
+    if getattr(model.config, "classifier_pooling", "cls") == "mean":
+        to_patches = attentions[..., 1:, 1:].mean(dim=-2)  # (batch, layers, heads, patches)
+        rollout = attention_rollout(attentions)[:, 1:, 1:].mean(dim=1)  # (batch, patches)
+    else:
+        to_patches = attentions[..., 0, 1:]  # (batch, layers, heads, patches)
+        rollout = attention_rollout(attentions)[:, 0, 1:]  # (batch, patches)
     return AttentionMaps(
         logits=outputs.logits,
-        per_head=patches_to_image(cls_to_patches, grid, (height, width)),
-        per_layer=patches_to_image(cls_to_patches.mean(dim=2), grid, (height, width)),
+        per_head=patches_to_image(to_patches, grid, (height, width)),
+        per_layer=patches_to_image(to_patches.mean(dim=2), grid, (height, width)),
         rollout=patches_to_image(rollout, grid, (height, width)),
     )
 

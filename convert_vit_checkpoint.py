@@ -165,10 +165,18 @@ def vit_config_to_simple_vit(vit_config: ViTConfig) -> SimpleViTConfig:
 
 
 def simple_vit_config_to_vit(config: SimpleViTConfig) -> ViTConfig:
-    """The `transformers.ViTConfig` describing the same model as a SimpleViTConfig (every SimpleViT is a ViT)."""
+    """The `transformers.ViTConfig` describing the same model as a SimpleViTConfig.
+
+    Every SimpleViT with the default CLS pooling is a ViT; `classifier_pooling="mean"` has no ViT counterpart.
+    """
     if getattr(config, "model_type", None) != "simple_vit":
         raise ConversionError(
             f"expected a SimpleViT config (model_type 'simple_vit'), got {getattr(config, 'model_type', None)!r}"
+        )
+    if getattr(config, "classifier_pooling", "cls") != "cls":
+        raise ConversionError(
+            f"transformers' ViT classifies the CLS token; this model has classifier_pooling="
+            f"{config.classifier_pooling!r}, which it cannot represent"
         )
     fields = {name: getattr(config, name) for name in ARCHITECTURE_FIELDS}
     task = {name: getattr(config, name, None) for name in TASK_FIELDS}

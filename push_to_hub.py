@@ -188,14 +188,15 @@ def render_model_card(
     )
 
     architecture = "\n".join(
-        f"| {name} | {config.get(key, '?')} |"
-        for name, key in (
-            ("Image size", "image_size"),
-            ("Patch size", "patch_size"),
-            ("Hidden size", "hidden_size"),
-            ("Layers", "num_hidden_layers"),
-            ("Attention heads", "num_attention_heads"),
-            ("MLP size", "intermediate_size"),
+        f"| {name} | {config.get(key, default)} |"
+        for name, key, default in (
+            ("Image size", "image_size", "?"),
+            ("Patch size", "patch_size", "?"),
+            ("Hidden size", "hidden_size", "?"),
+            ("Layers", "num_hidden_layers", "?"),
+            ("Attention heads", "num_attention_heads", "?"),
+            ("MLP size", "intermediate_size", "?"),
+            ("Classifier pooling", "classifier_pooling", "cls"),  # configs saved before the option read "cls"
         )
     )
     # The run's command-line arguments, minus unset ones and those that only describe the training machine

@@ -98,6 +98,24 @@ def test_maps_shapes_and_agreement_with_the_raw_attentions(tiny_model):
         maps.select(3)
 
 
+def test_mean_pooling_models_map_the_patch_tokens_average_row(tiny_model):
+    # The classifier of a mean-pooling model reads the patch tokens' average, so that is whose attention is mapped.
+    config = tiny_model.config.__class__(**{**tiny_model.config.to_dict(), "classifier_pooling": "mean"})
+    config._attn_implementation = "eager"
+    model = SimpleViTForImageClassification(config).eval()
+    model.load_state_dict(tiny_model.state_dict())
+    pixel_values = torch.randn(2, 3, 16, 16)
+    maps = am.compute_attention_maps(model, pixel_values)
+    with torch.no_grad():
+        stacked = torch.stack(model(pixel_values, output_attentions=True).attentions, dim=1)
+    expected = am.patches_to_image(stacked[:, 1, :, 1:, 1:].mean(dim=(1, 2)), (4, 4), (16, 16))
+    torch.testing.assert_close(maps.select(1), expected)
+    rollout = am.patches_to_image(am.attention_rollout(stacked)[:, 1:, 1:].mean(dim=1), (4, 4), (16, 16))
+    torch.testing.assert_close(maps.select("rollout"), rollout)
+    # Not the CLS maps of the same weights.
+    assert not torch.allclose(maps.rollout, am.compute_attention_maps(tiny_model, pixel_values).rollout)
+
+
 def test_explicit_attention_path_predicts_like_sdpa(tiny_model):
     pixel_values = torch.randn(3, 3, 16, 16)
     maps = am.compute_attention_maps(tiny_model, pixel_values)

@@ -232,6 +232,14 @@ def test_unrepresentable_vit_configs_are_rejected(overrides, field):
         convert.vit_config_to_simple_vit(vit_config)
 
 
+def test_mean_pooling_models_do_not_convert_to_vit():
+    # ViT's classifier reads the CLS token, so a mean-pooling model has no ViT equivalent: refuse, do not
+    # silently write a model that computes something else.
+    with pytest.raises(convert.ConversionError, match="classifier_pooling='mean'"):
+        convert.simple_vit_config_to_vit(SimpleViTConfig(**ODD, classifier_pooling="mean"))
+    assert convert.simple_vit_config_to_vit(SimpleViTConfig(**ODD, classifier_pooling="cls")).model_type == "vit"
+
+
 def test_config_model_types_are_checked():
     with pytest.raises(convert.ConversionError, match="simple_vit"):
         convert.simple_vit_config_to_vit(ViTConfig(**ODD))

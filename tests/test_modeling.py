@@ -291,6 +291,52 @@ def test_config_output_defaults_are_honoured():
 
 
 # ------------------------------------------------------------------------------------------------------------------
+# Mean pooling (classifier_pooling="mean"), the one option beyond transformers' ViT
+# ------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])
+def test_mean_pooling_classifies_the_average_patch_token(attn_implementation):
+    model = classifier(tiny_config(classifier_pooling="mean"), attn_implementation)
+    x = pixels(model.config, batch=3)
+    with torch.no_grad():
+        out = model(x, output_hidden_states=True)
+        # The last hidden state before the final LayerNorm, normalised here, then averaged over the patches only.
+        final = model.vit.layernorm(out.hidden_states[-1])  # (batch, num_patches + 1, hidden_size)
+        assert final.shape[1] == (30 // 5) ** 2 + 1
+        expected = model.classifier(final[:, 1:].mean(dim=1))
+        torch.testing.assert_close(out.logits, expected, atol=1e-6, rtol=0)
+        # The classifier's CLS-only shortcut must not apply: it would drop the patch tokens' last layer. Logits
+        # without hidden states (where the shortcut would kick in) are the same.
+        torch.testing.assert_close(model(x).logits, out.logits, atol=1e-6, rtol=0)
+        base = model.vit(x)
+        torch.testing.assert_close(base.pooler_output, base.last_hidden_state[:, 1:].mean(dim=1), atol=0, rtol=0)
+
+
+def test_mean_and_cls_pooling_differ_only_in_what_the_classifier_reads():
+    # Same weights, two poolings: the encoder output is identical, the logits are not (so the option is live).
+    cls_model = classifier(tiny_config())
+    mean_model = classifier(tiny_config(classifier_pooling="mean"))
+    mean_model.load_state_dict(cls_model.state_dict())
+    x = pixels(cls_model.config)
+    with torch.no_grad():
+        cls_out = cls_model(x, output_hidden_states=True)
+        mean_out = mean_model(x, output_hidden_states=True)
+    torch.testing.assert_close(mean_out.hidden_states[-1], cls_out.hidden_states[-1], atol=0, rtol=0)
+    assert (mean_out.logits - cls_out.logits).abs().max() > 1e-3
+
+
+def test_mean_pooling_survives_save_and_load(tmp_path):
+    model = classifier(tiny_config(classifier_pooling="mean"))
+    x = pixels(model.config)
+    model.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["classifier_pooling"] == "mean"
+    loaded = SimpleViTForImageClassification.from_pretrained(tmp_path, attn_implementation="eager").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x).logits, model(x).logits, atol=0, rtol=0)
+
+
+# ------------------------------------------------------------------------------------------------------------------
 # Saving and loading (also as Hub remote code)
 # ------------------------------------------------------------------------------------------------------------------
 

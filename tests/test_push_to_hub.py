@@ -157,6 +157,10 @@ def test_model_card_for_a_local_dataset_folder():
     assert card.data.datasets is None
     assert card.data.eval_results[0].dataset_type == "imagefolder"
     assert card.data.eval_results[0].metric_value == 0.5
+    # A config saved before classifier_pooling existed is a CLS-pooling model; a mean-pooling one says so.
+    assert "| Classifier pooling | cls |" in card.text
+    mean_card = push_to_hub.render_model_card("me/model", {**config, "classifier_pooling": "mean"}, metrics)
+    assert "| Classifier pooling | mean |" in mean_card.text
 
 
 # ---------------------------------------------------------------------------------------------------------------

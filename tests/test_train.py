@@ -246,6 +246,22 @@ def test_invalid_model_config_value_is_one_line(hub_dataset, tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1 and "num_attention_heads" in result.stderr
 
 
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.json")), ids=lambda p: p.name)
+def test_shipped_model_configs_are_valid(path):
+    # Every file under configs/ is passed to --model-config in the README; each must name only real fields and
+    # build a model within the size budget for the seed model (0.2M parameters).
+    sys.path.insert(0, str(ROOT))
+    from configuration_simple_vit import SimpleViTConfig
+    from modeling_simple_vit import SimpleViTForImageClassification
+    from run_train import load_model_config_overrides
+
+    overrides = load_model_config_overrides(path)
+    assert overrides, f"{path.name} overrides nothing"
+    config = SimpleViTConfig(**overrides)
+    assert all(getattr(config, key) == value for key, value in overrides.items())
+    assert SimpleViTForImageClassification(config).num_parameters() <= 200_000
+
+
 def test_weight_decay_scope():
     sys.path.insert(0, str(ROOT))
     from configuration_simple_vit import SimpleViTConfig
