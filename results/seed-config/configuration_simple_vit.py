@@ -8,6 +8,8 @@ small CIFAR-10 model (patch 4, hidden 48, 4 layers, 4 heads, MLP 192: about 0.12
 from transformers import PretrainedConfig
 from transformers.activations import ACT2FN
 
+CLASSIFIER_POOLINGS = ("cls", "mean")
+
 
 class SimpleViTConfig(PretrainedConfig):
     r"""
@@ -27,6 +29,10 @@ class SimpleViTConfig(PretrainedConfig):
         layer_norm_eps (`float`, defaults to 1e-5): epsilon of every LayerNorm (PyTorch's default, as in the
             tutorial; `transformers`' ViT uses 1e-12).
         qkv_bias (`bool`, defaults to `True`): whether the query/key/value projections have a bias.
+        classifier_pooling (`str`, defaults to `"cls"`): what `pooler_output` (and so the classifier) reads:
+            `"cls"`, the final CLS token's state, as in `transformers`' ViT; or `"mean"`, the average of the final
+            patch tokens' states (global average pooling, as in "Better plain ViT baselines"). Not a
+            `ViTConfig` field: only `"cls"` models convert to `transformers`' ViT.
         num_labels (`int`, defaults to 10): number of classes (or set `id2label`).
     """
 
@@ -47,6 +53,7 @@ class SimpleViTConfig(PretrainedConfig):
         initializer_range=0.02,
         layer_norm_eps=1e-5,
         qkv_bias=True,
+        classifier_pooling="cls",
         **kwargs,
     ):
         # The base class defaults to 2 labels; CIFAR-10 has 10. An explicit id2label/num_labels still wins.
@@ -79,6 +86,8 @@ class SimpleViTConfig(PretrainedConfig):
                 raise ValueError(f"{name} must be a probability in [0, 1), got {value!r}")
         if hidden_act not in ACT2FN:
             raise ValueError(f"hidden_act {hidden_act!r} is not a known activation; choose one of {sorted(ACT2FN)}")
+        if classifier_pooling not in CLASSIFIER_POOLINGS:
+            raise ValueError(f"classifier_pooling must be one of {CLASSIFIER_POOLINGS}, got {classifier_pooling!r}")
         if not initializer_range > 0:
             raise ValueError(f"initializer_range must be positive, got {initializer_range!r}")
         if not layer_norm_eps > 0:
@@ -97,6 +106,7 @@ class SimpleViTConfig(PretrainedConfig):
         self.initializer_range = initializer_range
         self.layer_norm_eps = layer_norm_eps
         self.qkv_bias = qkv_bias
+        self.classifier_pooling = classifier_pooling
         super().__init__(**kwargs)
 
         if self.num_labels < 1:

@@ -2,6 +2,7 @@
 
 The math is exactly that of `transformers`' ViT (pre-norm layers, a CLS token, learned position embeddings, a
 final LayerNorm, a classifier on the CLS state), so weights convert one-to-one (see convert_vit_checkpoint.py).
+One option goes beyond it: `classifier_pooling="mean"` classifies the average of the patch tokens instead.
 The file reads in the order data flows through the model:
 
     patch embeddings -> embeddings -> attention -> MLP -> layer -> encoder
@@ -323,7 +324,8 @@ class SimpleViTPreTrainedModel(PreTrainedModel):
 
 
 class SimpleViTModel(SimpleViTPreTrainedModel):
-    """The bare SimpleViT encoder; returns every token's final state and the CLS state as `pooler_output`."""
+    """The bare SimpleViT encoder; returns every token's final state and, as `pooler_output`, the CLS state (or
+    the patch tokens' mean, with `classifier_pooling="mean"`)."""
 
     def __init__(self, config: SimpleViTConfig):
         super().__init__(config)
@@ -346,8 +348,9 @@ class SimpleViTModel(SimpleViTPreTrainedModel):
         **kwargs,
     ) -> BaseModelOutputWithPooling | tuple:
         # pixel_values: (batch, num_channels, height, width)
-        # pooler_output_only: the caller reads only `pooler_output` (the classifier does), so the last layer and the
-        # final LayerNorm may run on the CLS token alone; `last_hidden_state` is then (batch, 1, hidden_size).
+        # pooler_output_only: the caller reads only `pooler_output` (the classifier does), so with CLS pooling the
+        # last layer and the final LayerNorm may run on the CLS token alone; `last_hidden_state` is then
+        # (batch, 1, hidden_size).
         if pixel_values is None:
             raise ValueError("pixel_values must be given")
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
@@ -359,11 +362,16 @@ class SimpleViTModel(SimpleViTPreTrainedModel):
         # Images usually arrive as float32; follow the weights' dtype (e.g. a model loaded in bfloat16).
         pixel_values = pixel_values.to(self.embeddings.patch_embeddings.projection.weight.dtype)
         embedding_output = self.embeddings(pixel_values, bool(interpolate_pos_encoding))
+        # Mean pooling reads every patch token, so the last layer must compute them all.
+        cls_only_last_layer = pooler_output_only and self.config.classifier_pooling == "cls"
         hidden_states, all_hidden_states, all_attentions = self.encoder(
-            embedding_output, output_attentions, output_hidden_states, pooler_output_only
+            embedding_output, output_attentions, output_hidden_states, cls_only_last_layer
         )
         sequence_output = self.layernorm(hidden_states)  # (batch, num_patches + 1, hidden_size), or (batch, 1, ...)
-        pooled_output = sequence_output[:, 0]  # the CLS token's state: (batch, hidden_size)
+        if self.config.classifier_pooling == "mean":
+            pooled_output = sequence_output[:, 1:].mean(dim=1)  # average of the patch tokens: (batch, hidden_size)
+        else:
+            pooled_output = sequence_output[:, 0]  # the CLS token's state: (batch, hidden_size)
 
         if not return_dict:
             return tuple(
@@ -378,10 +386,10 @@ class SimpleViTModel(SimpleViTPreTrainedModel):
 
 
 class SimpleViTForImageClassification(SimpleViTPreTrainedModel):
-    """SimpleViT with a linear classifier on the final CLS state.
+    """SimpleViT with a linear classifier on `pooler_output`: the final CLS state (or the patch tokens' mean).
 
-    The classifier reads only the CLS token, so by default the last layer computes the CLS token's state alone
-    (see SimpleViTEncoder): same logits, a good part of one layer's work saved in training and inference. Hidden
+    With CLS pooling the classifier reads only the CLS token, so by default the last layer computes the CLS
+    token's state alone (see SimpleViTEncoder): same logits, a good part of one layer's work saved in training and inference. Hidden
     states and attention maps, when asked for, are always complete. Set `cls_only_last_layer = False` on the
     model (it is not a config field) to run the last layer on every token, e.g. for forward hooks that read it.
     """
