@@ -389,9 +389,10 @@ class SimpleViTForImageClassification(SimpleViTPreTrainedModel):
     """SimpleViT with a linear classifier on `pooler_output`: the final CLS state (or the patch tokens' mean).
 
     With CLS pooling the classifier reads only the CLS token, so by default the last layer computes the CLS
-    token's state alone (see SimpleViTEncoder): same logits, a good part of one layer's work saved in training and inference. Hidden
-    states and attention maps, when asked for, are always complete. Set `cls_only_last_layer = False` on the
-    model (it is not a config field) to run the last layer on every token, e.g. for forward hooks that read it.
+    token's state alone (see SimpleViTEncoder): same logits, a good part of one layer's work saved in training
+    and inference. Hidden states and attention maps, when asked for, are always complete. Set
+    `cls_only_last_layer = False` on the model (it is not a config field) to run the last layer on every token,
+    e.g. for forward hooks that read it.
     """
 
     cls_only_last_layer = True
