@@ -249,7 +249,7 @@ def test_invalid_model_config_value_is_one_line(hub_dataset, tmp_path):
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.json")), ids=lambda p: p.name)
 def test_shipped_model_configs_are_valid(path):
     # Every file under configs/ is passed to --model-config in the README; each must name only real fields and
-    # build a model within the size budget for the seed model (0.2M parameters).
+    # build a model within the size budget for a better recipe (0.2M parameters).
     sys.path.insert(0, str(ROOT))
     from configuration_simple_vit import SimpleViTConfig
     from modeling_simple_vit import SimpleViTForImageClassification
