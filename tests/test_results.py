@@ -44,3 +44,26 @@ def test_committed_model_reproduces_its_reported_accuracy(run, tmp_path):
     measured = json.loads(result.stdout.strip().splitlines()[-1])
     assert measured["n"] == 10000 == metrics["eval_samples"]
     assert measured["accuracy"] == pytest.approx(metrics["eval_accuracy"][-1], abs=3e-4)  # a borderline image may flip with batch size
+
+
+# The run that measured `--recipe improved-40` was launched with explicit flags before the preset had a name.
+PRESET_RUN = ROOT / "results" / "improved-6-layers-mean-bs64-lr3e-3-40-epochs"
+# Arguments that say where data and outputs live, not how the model is trained.
+NOT_RECIPE = {"recipe", "dataset_name", "output_dir", "exp_name", "save_model_every", "resume_from_checkpoint",
+              "num_workers", "report_to"}
+
+
+@pytest.mark.skipif(not (PRESET_RUN / "metrics.json").is_file(), reason="the improved-40 run is not committed")
+def test_improved_40_preset_is_the_committed_run():
+    # The README credits this run to the preset: the preset must expand to exactly the settings it ran with.
+    sys.path.insert(0, str(ROOT))
+    from run_train import load_model_config_overrides, parse_args
+
+    ran = json.loads((PRESET_RUN / "metrics.json").read_text())["args"]
+    preset = vars(parse_args(["--recipe", "improved-40"]))
+    assert set(ran) == set(preset)
+    differing = {key: (ran[key], preset[key]) for key in ran if key not in NOT_RECIPE and ran[key] != preset[key]}
+    assert not differing, differing
+    config = json.loads((PRESET_RUN / "config.json").read_text())
+    for key, value in load_model_config_overrides(preset["model_config"]).items():
+        assert config[key] == value

@@ -428,3 +428,24 @@ def test_recipe_presets_set_defaults_that_flags_override():
     for key, value in RECIPES["improved"].items():
         assert getattr(improved, key) == value
     assert parse_args(["--recipe", "improved", "--lr", "0.5"]).lr == 0.5
+    short = parse_args(["--recipe", "improved-40"])
+    for key, value in RECIPES["improved-40"].items():
+        assert getattr(short, key) == value
+    assert parse_args(["--recipe", "improved-40", "--model-config", "other.json"]).model_config == "other.json"
+
+
+def test_improved_40_recipe_model_config_resolves_from_any_directory(tmp_path, monkeypatch):
+    sys.path.insert(0, str(ROOT))
+    from configuration_simple_vit import SimpleViTConfig
+    from modeling_simple_vit import SimpleViTForImageClassification
+    from run_train import load_model_config_overrides, parse_args
+
+    monkeypatch.chdir(tmp_path)  # no configs/ here: the recipe's relative path must fall back to the project folder
+    overrides = load_model_config_overrides(parse_args(["--recipe", "improved-40"]).model_config)
+    config = SimpleViTConfig(**overrides)
+    assert (config.num_hidden_layers, config.classifier_pooling, config.hidden_size) == (6, "mean", 48)
+    assert SimpleViTForImageClassification(config).num_parameters() <= 200_000
+    # A file of the same relative name in the working directory is the one the user means: it wins.
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "six-layers-mean-pooling.json").write_text(json.dumps({"num_hidden_layers": 2}))
+    assert load_model_config_overrides("configs/six-layers-mean-pooling.json") == {"num_hidden_layers": 2}
