@@ -143,7 +143,7 @@ def load_model_config_overrides(path) -> dict:
     if not path.is_absolute() and not path.exists() and (ROOT / path).exists():
         path = ROOT / path
     try:
-        overrides = json.loads(Path(path).read_text())
+        overrides = json.loads(path.read_text())
     except FileNotFoundError:
         raise CLIError(f"--model-config file not found: {path}") from None
     except json.JSONDecodeError as err:
