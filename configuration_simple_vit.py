@@ -9,6 +9,7 @@ from transformers import PretrainedConfig
 from transformers.activations import ACT2FN
 
 CLASSIFIER_POOLINGS = ("cls", "mean")
+POSITION_EMBEDDING_TYPES = ("learned", "sincos")
 
 
 class SimpleViTConfig(PretrainedConfig):
@@ -33,6 +34,10 @@ class SimpleViTConfig(PretrainedConfig):
             `"cls"`, the final CLS token's state, as in `transformers`' ViT; or `"mean"`, the average of the final
             patch tokens' states (global average pooling, as in "Better plain ViT baselines"). Not a
             `ViTConfig` field: only `"cls"` models convert to `transformers`' ViT.
+        position_embedding_type (`str`, defaults to `"learned"`): `"learned"`, one trained vector per position, as
+            in `transformers`' ViT; or `"sincos"`, fixed 2-D sine-cosine positions of each patch's row and column
+            (as in "Better plain ViT baselines"; no parameters, the CLS position is zero; needs `hidden_size`
+            divisible by 4). Not a `ViTConfig` field: only `"learned"` models convert to `transformers`' ViT.
         num_labels (`int`, defaults to 10): number of classes (or set `id2label`).
     """
 
@@ -54,6 +59,7 @@ class SimpleViTConfig(PretrainedConfig):
         layer_norm_eps=1e-5,
         qkv_bias=True,
         classifier_pooling="cls",
+        position_embedding_type="learned",
         **kwargs,
     ):
         # The base class defaults to 2 labels; CIFAR-10 has 10. An explicit id2label/num_labels still wins.
@@ -88,6 +94,13 @@ class SimpleViTConfig(PretrainedConfig):
             raise ValueError(f"hidden_act {hidden_act!r} is not a known activation; choose one of {sorted(ACT2FN)}")
         if classifier_pooling not in CLASSIFIER_POOLINGS:
             raise ValueError(f"classifier_pooling must be one of {CLASSIFIER_POOLINGS}, got {classifier_pooling!r}")
+        if position_embedding_type not in POSITION_EMBEDDING_TYPES:
+            raise ValueError(
+                f"position_embedding_type must be one of {POSITION_EMBEDDING_TYPES}, got {position_embedding_type!r}"
+            )
+        if position_embedding_type == "sincos" and hidden_size % 4 != 0:
+            # A sine and a cosine for each of the two axes: four equal groups of channels.
+            raise ValueError(f"position_embedding_type='sincos' needs hidden_size divisible by 4, got {hidden_size}")
         if not initializer_range > 0:
             raise ValueError(f"initializer_range must be positive, got {initializer_range!r}")
         if not layer_norm_eps > 0:
@@ -107,6 +120,7 @@ class SimpleViTConfig(PretrainedConfig):
         self.layer_norm_eps = layer_norm_eps
         self.qkv_bias = qkv_bias
         self.classifier_pooling = classifier_pooling
+        self.position_embedding_type = position_embedding_type
         super().__init__(**kwargs)
 
         if self.num_labels < 1:

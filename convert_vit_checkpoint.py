@@ -167,7 +167,8 @@ def vit_config_to_simple_vit(vit_config: ViTConfig) -> SimpleViTConfig:
 def simple_vit_config_to_vit(config: SimpleViTConfig) -> ViTConfig:
     """The `transformers.ViTConfig` describing the same model as a SimpleViTConfig.
 
-    Every SimpleViT with the default CLS pooling is a ViT; `classifier_pooling="mean"` has no ViT counterpart.
+    Every SimpleViT with the default CLS pooling and learned positions is a ViT; `classifier_pooling="mean"` and
+    `position_embedding_type="sincos"` have no ViT counterpart.
     """
     if getattr(config, "model_type", None) != "simple_vit":
         raise ConversionError(
@@ -177,6 +178,11 @@ def simple_vit_config_to_vit(config: SimpleViTConfig) -> ViTConfig:
         raise ConversionError(
             f"transformers' ViT classifies the CLS token; this model has classifier_pooling="
             f"{config.classifier_pooling!r}, which it cannot represent"
+        )
+    if getattr(config, "position_embedding_type", "learned") != "learned":
+        raise ConversionError(
+            f"transformers' ViT learns its position embeddings; this model has position_embedding_type="
+            f"{config.position_embedding_type!r}, which it cannot represent"
         )
     fields = {name: getattr(config, name) for name in ARCHITECTURE_FIELDS}
     task = {name: getattr(config, name, None) for name in TASK_FIELDS}

@@ -2,7 +2,8 @@
 
 The math is exactly that of `transformers`' ViT (pre-norm layers, a CLS token, learned position embeddings, a
 final LayerNorm, a classifier on the CLS state), so weights convert one-to-one (see convert_vit_checkpoint.py).
-One option goes beyond it: `classifier_pooling="mean"` classifies the average of the patch tokens instead.
+Two options go beyond it: `classifier_pooling="mean"` classifies the average of the patch tokens instead, and
+`position_embedding_type="sincos"` replaces the learned positions by fixed 2-D sine-cosine ones.
 The file reads in the order data flows through the model:
 
     patch embeddings -> embeddings -> attention -> MLP -> layer -> encoder
@@ -86,29 +87,70 @@ class SimpleViTPatchEmbeddings(nn.Module):
         return F.linear(patches, weight, self.projection.bias)  # (batch, num_patches, hidden_size)
 
 
-class SimpleViTEmbeddings(nn.Module):
-    """Patch embeddings, with a learnable CLS token in front and a learnable position embedding added.
+def sincos_2d_position_embeddings(rows: int, cols: int, hidden_size: int) -> torch.Tensor:
+    """Fixed 2-D sine-cosine positions for a (rows, cols) grid of patches: (1, 1 + rows * cols, hidden_size).
 
-    The CLS token attends to every patch; its final state is what the classifier reads.
+    Row 0 (the CLS token's position) is zeros; patch rows follow in row-major order, like the patches. The
+    channels are four equal groups: sin and cos of the patch's column, then sin and cos of its row, each at
+    hidden_size / 4 frequencies falling geometrically from 1 to nearly 1/10000 (as in "Better plain ViT
+    baselines"), so nearby patches get similar vectors and every (row, column) a distinct one.
+    """
+    quarter = hidden_size // 4
+    # Float64 so the table is the same whatever dtype the model later runs in.
+    frequencies = 1.0 / 10000 ** (torch.arange(quarter, dtype=torch.float64) / quarter)  # (quarter,)
+    row, col = torch.meshgrid(
+        torch.arange(rows, dtype=torch.float64), torch.arange(cols, dtype=torch.float64), indexing="ij"
+    )
+    col_angles = col.reshape(-1, 1) * frequencies  # (rows * cols, quarter)
+    row_angles = row.reshape(-1, 1) * frequencies
+    patches = torch.cat((col_angles.sin(), col_angles.cos(), row_angles.sin(), row_angles.cos()), dim=1)
+    return torch.cat((patches.new_zeros(1, hidden_size), patches)).unsqueeze(0).float()
+
+
+class SimpleViTEmbeddings(nn.Module):
+    """Patch embeddings, with a learnable CLS token in front and a position embedding added.
+
+    The CLS token attends to every patch; its final state is what the classifier reads (with CLS pooling).
+    Positions are learned (one vector per position, as in ViT) or, with `position_embedding_type="sincos"`,
+    fixed sine-cosine functions of each patch's row and column (then `position_embeddings` is None).
     """
 
     def __init__(self, config: SimpleViTConfig):
         super().__init__()
         self.patch_size = config.patch_size
         self.image_size = config.image_size
+        self.hidden_size = config.hidden_size
         self.patch_embeddings = SimpleViTPatchEmbeddings(config)
         num_patches = self.patch_embeddings.num_patches
         self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
-        # One position per patch plus one for the CLS token.
-        self.position_embeddings = nn.Parameter(torch.zeros(1, num_patches + 1, config.hidden_size))
+        if config.position_embedding_type == "learned":
+            # One position per patch plus one for the CLS token.
+            self.position_embeddings = nn.Parameter(torch.zeros(1, num_patches + 1, config.hidden_size))
+        else:
+            # Not a parameter nor a buffer (nothing to save, load or initialise): computed once per grid size,
+            # device and dtype, and kept here.
+            self.position_embeddings = None
+            self._sincos_tables = {}
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def sincos_position_embeddings(self, height: int, width: int) -> torch.Tensor:
+        """The fixed positions for an image of (height, width) pixels, on the parameters' device and dtype."""
+        like = self.cls_token
+        key = (height // self.patch_size, width // self.patch_size, like.device, like.dtype)
+        if key not in self._sincos_tables:
+            table = sincos_2d_position_embeddings(key[0], key[1], self.hidden_size)
+            self._sincos_tables[key] = table.to(device=like.device, dtype=like.dtype)
+        return self._sincos_tables[key]  # (1, 1 + rows * cols, hidden_size)
 
     def interpolate_pos_encoding(self, height: int, width: int) -> torch.Tensor:
         """Resize the learned patch-position grid (bicubic) for an image of another size.
 
         Same semantics as `transformers`' ViT: the CLS position is kept, the square grid of patch positions is
         resized to (height // patch, width // patch). Returns (1, new_num_patches + 1, hidden_size).
+        Sine-cosine positions need no resizing: they are computed for the new grid instead.
         """
+        if self.position_embeddings is None:
+            return self.sincos_position_embeddings(height, width)
         num_positions = self.position_embeddings.shape[1] - 1
         new_height, new_width = height // self.patch_size, width // self.patch_size
         if new_height * new_width == num_positions and height == width:
@@ -134,14 +176,16 @@ class SimpleViTEmbeddings(nn.Module):
         patches = patch_embeddings.flatten_patches(pixel_values, leading_zero_rows=1)
         height, width = pixel_values.shape[-2:]
 
+        if not interpolate_pos_encoding and (height != self.image_size or width != self.image_size):
+            raise ValueError(
+                f"Input image size does not match the model: expected {self.image_size}x{self.image_size}, "
+                f"got {height}x{width} (pass interpolate_pos_encoding=True to run on other sizes)"
+            )
         if interpolate_pos_encoding:
             position_embeddings = self.interpolate_pos_encoding(height, width)
+        elif self.position_embeddings is None:
+            position_embeddings = self.sincos_position_embeddings(height, width)
         else:
-            if height != self.image_size or width != self.image_size:
-                raise ValueError(
-                    f"Input image size does not match the model: expected {self.image_size}x{self.image_size}, "
-                    f"got {height}x{width} (pass interpolate_pos_encoding=True to run on other sizes)"
-                )
             position_embeddings = self.position_embeddings
 
         # Everything that does not depend on the image, one row per position (a tiny (1, seq_len, hidden) tensor):
@@ -309,7 +353,8 @@ class SimpleViTPreTrainedModel(PreTrainedModel):
         super()._init_weights(module)
         if isinstance(module, SimpleViTEmbeddings):
             # Truncated normal as in ViT (and the tutorial): no outlier starts far from the others.
-            nn.init.trunc_normal_(module.position_embeddings, mean=0.0, std=self.config.initializer_range)
+            if module.position_embeddings is not None:  # None: fixed sine-cosine positions
+                nn.init.trunc_normal_(module.position_embeddings, mean=0.0, std=self.config.initializer_range)
             nn.init.trunc_normal_(module.cls_token, mean=0.0, std=self.config.initializer_range)
 
     def save_pretrained(self, save_directory, *args, **kwargs):

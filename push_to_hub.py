@@ -197,6 +197,7 @@ def render_model_card(
             ("Attention heads", "num_attention_heads", "?"),
             ("MLP size", "intermediate_size", "?"),
             ("Classifier pooling", "classifier_pooling", "cls"),  # configs saved before the option read "cls"
+            ("Position embeddings", "position_embedding_type", "learned"),  # likewise "learned"
         )
     )
     # The run's command-line arguments, minus unset ones and those that only describe the training machine

@@ -93,6 +93,24 @@ def test_classifier_pooling_defaults_to_cls_and_survives_a_round_trip(tmp_path):
     assert SimpleViTConfig.from_pretrained(tmp_path).classifier_pooling == "mean"
 
 
+@pytest.mark.parametrize("value", ["sin-cos", "absolute", None])
+def test_unknown_position_embedding_type_is_rejected(value):
+    with pytest.raises(ValueError, match="position_embedding_type"):
+        SimpleViTConfig(position_embedding_type=value)
+
+
+def test_sincos_positions_need_a_hidden_size_divisible_by_four():
+    with pytest.raises(ValueError, match=r"hidden_size divisible by 4, got 42"):
+        SimpleViTConfig(position_embedding_type="sincos", hidden_size=42, num_attention_heads=6)
+    SimpleViTConfig(position_embedding_type="learned", hidden_size=42, num_attention_heads=6)  # no such need
+
+
+def test_position_embedding_type_defaults_to_learned_and_survives_a_round_trip(tmp_path):
+    assert SimpleViTConfig().position_embedding_type == "learned"
+    SimpleViTConfig(position_embedding_type="sincos").save_pretrained(tmp_path)
+    assert SimpleViTConfig.from_pretrained(tmp_path).position_embedding_type == "sincos"
+
+
 def test_zero_labels_are_rejected():
     with pytest.raises(ValueError, match="num_labels"):
         SimpleViTConfig(num_labels=0)

@@ -240,6 +240,11 @@ def test_mean_pooling_models_do_not_convert_to_vit():
     assert convert.simple_vit_config_to_vit(SimpleViTConfig(**ODD, classifier_pooling="cls")).model_type == "vit"
 
 
+def test_sincos_position_models_do_not_convert_to_vit():
+    with pytest.raises(convert.ConversionError, match="position_embedding_type='sincos'"):
+        convert.simple_vit_config_to_vit(SimpleViTConfig(**ODD, position_embedding_type="sincos"))
+
+
 def test_config_model_types_are_checked():
     with pytest.raises(convert.ConversionError, match="simple_vit"):
         convert.simple_vit_config_to_vit(ViTConfig(**ODD))

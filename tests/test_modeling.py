@@ -4,6 +4,7 @@ input validation. Numerical agreement with ViT on converted weights is in test_c
 
 import copy
 import json
+import math
 import os
 import re
 import subprocess
@@ -334,6 +335,72 @@ def test_mean_pooling_survives_save_and_load(tmp_path):
     loaded = SimpleViTForImageClassification.from_pretrained(tmp_path, attn_implementation="eager").eval()
     with torch.no_grad():
         torch.testing.assert_close(loaded(x).logits, model(x).logits, atol=0, rtol=0)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Fixed 2-D sine-cosine positions (position_embedding_type="sincos")
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def expected_sincos(rows, cols, hidden_size):
+    """The documented formula, entry by entry in plain Python (an independent check of the vectorised table)."""
+    quarter = hidden_size // 4
+    table = [[0.0] * hidden_size]  # the CLS position
+    for row in range(rows):
+        for col in range(cols):
+            angles_col = [col / 10000 ** (k / quarter) for k in range(quarter)]
+            angles_row = [row / 10000 ** (k / quarter) for k in range(quarter)]
+            table.append(
+                [math.sin(a) for a in angles_col] + [math.cos(a) for a in angles_col]
+                + [math.sin(a) for a in angles_row] + [math.cos(a) for a in angles_row]
+            )
+    return torch.tensor(table).unsqueeze(0)  # (1, 1 + rows * cols, hidden_size)
+
+
+@pytest.mark.parametrize("size", [None, (40, 25)])  # (40, 25): an 8 x 5 grid, so rows and columns cannot swap
+def test_sincos_positions_follow_the_formula_for_any_grid(size):
+    model = classifier(tiny_config(position_embedding_type="sincos"))
+    embeddings = model.vit.embeddings
+    height, width = size or (30, 30)
+    x = torch.randn(2, 3, height, width, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        embeddings.patch_embeddings.projection.bias.normal_()
+        got = embeddings(x, interpolate_pos_encoding=size is not None)
+        # Conv2d, CLS in front, then the fixed positions: nothing else is added.
+        patches = embeddings.patch_embeddings.projection(x).flatten(2).transpose(1, 2)
+        tokens = torch.cat((embeddings.cls_token.expand(2, -1, -1), patches), dim=1)
+    expected = expected_sincos(height // 5, width // 5, 36)
+    torch.testing.assert_close(got - tokens, expected.expand(2, -1, -1), atol=1e-5, rtol=0)
+
+
+def test_sincos_positions_have_no_parameters_and_survive_save_and_load(tmp_path):
+    model = classifier(tiny_config(position_embedding_type="sincos"))
+    learned = classifier(tiny_config())
+    names = {name for name, _ in model.named_parameters()}
+    # Exactly the learned model's parameters minus the position table: nothing to train, save or load.
+    assert names == {name for name, _ in learned.named_parameters()} - {"vit.embeddings.position_embeddings"}
+    assert not any("position" in key for key in model.state_dict())
+    x = pixels(model.config)
+    model.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["position_embedding_type"] == "sincos"
+    loaded = SimpleViTForImageClassification.from_pretrained(tmp_path, attn_implementation="sdpa").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x).logits, model(x).logits, atol=1e-5, rtol=0)
+        # The positions matter: the same weights with learned positions (set to zero) give other logits.
+        learned.load_state_dict(model.state_dict(), strict=False)
+        learned.vit.embeddings.position_embeddings.zero_()
+        assert (learned(x).logits - model(x).logits).abs().max() > 1e-3
+
+
+def test_sincos_model_trains_and_runs_in_bfloat16():
+    model = classifier(tiny_config(position_embedding_type="sincos")).train()
+    x, labels = pixels(model.config, batch=4), torch.tensor([0, 1, 2, 3])
+    model(x, labels=labels).loss.backward()
+    assert model.vit.embeddings.cls_token.grad.abs().sum() > 0
+    # The table follows the parameters' dtype and device, as learned positions would.
+    model = model.to(torch.bfloat16).eval()
+    with torch.no_grad():
+        assert model(x.to(torch.bfloat16)).logits.dtype == torch.bfloat16
 
 
 # ------------------------------------------------------------------------------------------------------------------

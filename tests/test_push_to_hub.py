@@ -161,6 +161,9 @@ def test_model_card_for_a_local_dataset_folder():
     assert "| Classifier pooling | cls |" in card.text
     mean_card = push_to_hub.render_model_card("me/model", {**config, "classifier_pooling": "mean"}, metrics)
     assert "| Classifier pooling | mean |" in mean_card.text
+    assert "| Position embeddings | learned |" in card.text
+    sincos_card = push_to_hub.render_model_card("me/model", {**config, "position_embedding_type": "sincos"}, metrics)
+    assert "| Position embeddings | sincos |" in sincos_card.text
 
 
 # ---------------------------------------------------------------------------------------------------------------
