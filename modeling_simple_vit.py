@@ -92,8 +92,9 @@ def sincos_2d_position_embeddings(rows: int, cols: int, hidden_size: int) -> tor
 
     Row 0 (the CLS token's position) is zeros; patch rows follow in row-major order, like the patches. The
     channels are four equal groups: sin and cos of the patch's column, then sin and cos of its row, each at
-    hidden_size / 4 frequencies falling geometrically from 1 to nearly 1/10000 (as in "Better plain ViT
-    baselines"), so nearby patches get similar vectors and every (row, column) a distinct one.
+    hidden_size / 4 frequencies 1 / 10000 ** (k / (hidden_size / 4)), falling geometrically from 1 to nearly
+    1/10000 (the MoCo v3 / MAE table, as in `transformers`' ViTMAE; "Better plain ViT baselines" spaces them to
+    reach 1/10000 exactly), so nearby patches get similar vectors and every (row, column) a distinct one.
     """
     quarter = hidden_size // 4
     # Float64 so the table is the same whatever dtype the model later runs in.
@@ -126,6 +127,11 @@ class SimpleViTEmbeddings(nn.Module):
         if config.position_embedding_type == "learned":
             # One position per patch plus one for the CLS token.
             self.position_embeddings = nn.Parameter(torch.zeros(1, num_patches + 1, config.hidden_size))
+        elif config.position_embedding_type != "sincos":
+            # The config checks this at construction; a field overridden afterwards must not pick a type silently.
+            raise ValueError(
+                f"position_embedding_type must be 'learned' or 'sincos', got {config.position_embedding_type!r}"
+            )
         else:
             # Not a parameter nor a buffer (nothing to save, load or initialise): computed once per grid size,
             # device and dtype, and kept here.
@@ -137,17 +143,22 @@ class SimpleViTEmbeddings(nn.Module):
         """The fixed positions for an image of (height, width) pixels, on the parameters' device and dtype."""
         like = self.cls_token
         key = (height // self.patch_size, width // self.patch_size, like.device, like.dtype)
+        if torch.compiler.is_compiling():
+            # Writing the cache inside a compiled graph would invalidate it and compile everything a second time;
+            # the compiler folds this small constant computation instead.
+            return sincos_2d_position_embeddings(key[0], key[1], self.hidden_size).to(like.device, like.dtype)
         if key not in self._sincos_tables:
             table = sincos_2d_position_embeddings(key[0], key[1], self.hidden_size)
             self._sincos_tables[key] = table.to(device=like.device, dtype=like.dtype)
         return self._sincos_tables[key]  # (1, 1 + rows * cols, hidden_size)
 
     def interpolate_pos_encoding(self, height: int, width: int) -> torch.Tensor:
-        """Resize the learned patch-position grid (bicubic) for an image of another size.
+        """Position embeddings for an image of another size: (1, new_num_patches + 1, hidden_size).
 
-        Same semantics as `transformers`' ViT: the CLS position is kept, the square grid of patch positions is
-        resized to (height // patch, width // patch). Returns (1, new_num_patches + 1, hidden_size).
-        Sine-cosine positions need no resizing: they are computed for the new grid instead.
+        Learned positions: same semantics as `transformers`' ViT, the CLS position is kept and the square grid of
+        patch positions is resized (bicubic) to (height // patch, width // patch). Sine-cosine positions are not
+        stretched but computed for the new grid, so a larger image extends the grid (its patches keep the spacing
+        seen in training and reach positions never seen), as in "Better plain ViT baselines".
         """
         if self.position_embeddings is None:
             return self.sincos_position_embeddings(height, width)

@@ -1,5 +1,7 @@
 """SimpleViTConfig: the tutorial defaults, validation of every field, and a faithful save/load round trip."""
 
+import json
+
 import pytest
 
 from configuration_simple_vit import SimpleViTConfig
@@ -109,6 +111,11 @@ def test_position_embedding_type_defaults_to_learned_and_survives_a_round_trip(t
     assert SimpleViTConfig().position_embedding_type == "learned"
     SimpleViTConfig(position_embedding_type="sincos").save_pretrained(tmp_path)
     assert SimpleViTConfig.from_pretrained(tmp_path).position_embedding_type == "sincos"
+    # A config.json saved before the option existed describes a learned-position model.
+    saved = json.loads((tmp_path / "config.json").read_text())
+    del saved["position_embedding_type"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    assert SimpleViTConfig.from_pretrained(tmp_path).position_embedding_type == "learned"
 
 
 def test_zero_labels_are_rejected():

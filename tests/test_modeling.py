@@ -357,20 +357,29 @@ def expected_sincos(rows, cols, hidden_size):
     return torch.tensor(table).unsqueeze(0)  # (1, 1 + rows * cols, hidden_size)
 
 
-@pytest.mark.parametrize("size", [None, (40, 25)])  # (40, 25): an 8 x 5 grid, so rows and columns cannot swap
-def test_sincos_positions_follow_the_formula_for_any_grid(size):
+def test_sincos_positions_follow_the_formula_for_any_grid():
     model = classifier(tiny_config(position_embedding_type="sincos"))
     embeddings = model.vit.embeddings
-    height, width = size or (30, 30)
-    x = torch.randn(2, 3, height, width, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         embeddings.patch_embeddings.projection.bias.normal_()
-        got = embeddings(x, interpolate_pos_encoding=size is not None)
-        # Conv2d, CLS in front, then the fixed positions: nothing else is added.
-        patches = embeddings.patch_embeddings.projection(x).flatten(2).transpose(1, 2)
-        tokens = torch.cat((embeddings.cls_token.expand(2, -1, -1), patches), dim=1)
-    expected = expected_sincos(height // 5, width // 5, 36)
-    torch.testing.assert_close(got - tokens, expected.expand(2, -1, -1), atol=1e-5, rtol=0)
+    # One model, three grids in turn (the tables are cached per grid): the native 6 x 6, then 8 x 5 and 5 x 8, so
+    # rows and columns cannot swap unnoticed.
+    for height, width in ((30, 30), (40, 25), (25, 40)):
+        x = torch.randn(2, 3, height, width, generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            got = embeddings(x, interpolate_pos_encoding=(height, width) != (30, 30))
+            # Conv2d, CLS in front, then the fixed positions: nothing else is added.
+            patches = embeddings.patch_embeddings.projection(x).flatten(2).transpose(1, 2)
+            tokens = torch.cat((embeddings.cls_token.expand(2, -1, -1), patches), dim=1)
+        expected = expected_sincos(height // 5, width // 5, 36)
+        torch.testing.assert_close(got - tokens, expected.expand(2, -1, -1), atol=1e-5, rtol=0)
+
+
+def test_an_unknown_position_embedding_type_set_after_the_config_is_refused_by_the_model():
+    config = tiny_config()
+    config.position_embedding_type = "absolute"  # bypasses the config's own check, as from_pretrained kwargs do
+    with pytest.raises(ValueError, match="position_embedding_type must be 'learned' or 'sincos', got 'absolute'"):
+        SimpleViTForImageClassification(config)
 
 
 def test_sincos_positions_have_no_parameters_and_survive_save_and_load(tmp_path):
