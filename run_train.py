@@ -54,7 +54,7 @@ RECIPES = {
 # A recipe may name a model file under configs/ (explicit --model-config still wins).
 RECIPES["improved-40"] = {**RECIPES["improved"], "epochs": 40, "batch_size": 64, "lr": 3e-3,
                           "model_config": "configs/six-layers-mean-pooling.json"}
-AUGMENTATIONS = ("tutorial", "none", "trivialaugment", "randaugment")
+AUGMENTATIONS = ("tutorial", "pad-crop", "none", "trivialaugment", "randaugment")
 
 
 class CLIError(Exception):
@@ -108,6 +108,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     add("--warmup-epochs", type=float, default=0.0)
     add("--label-smoothing", type=float, default=0.0)
     add("--gradient-accumulation-steps", type=_positive_int, default=1)
+    add("--max-grad-norm", type=float, default=None,
+        help="clip the gradients' total norm to this before each optimizer step (default: no clipping, the tutorial)")
     add("--mixed-precision", choices=("no", "fp16", "bf16"), default=None,
         help="default: accelerate's config, else bf16 on a GPU that supports it, else no")
     add("--compile", action="store_true", help="torch.compile the model (through accelerate's dynamo plugin)")
@@ -126,6 +128,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.output_dir = os.path.join("experiments", args.exp_name)
     if not 0 <= args.label_smoothing < 1:
         raise CLIError(f"--label-smoothing must be in [0, 1), got {args.label_smoothing}")
+    if args.max_grad_norm is not None and not args.max_grad_norm > 0:
+        raise CLIError(f"--max-grad-norm must be greater than 0, got {args.max_grad_norm}")
     if not 0 < args.validation_split_percentage < 100:
         raise CLIError(f"--validation-split-percentage must be in (0, 100), got {args.validation_split_percentage}")
     return args
@@ -275,17 +279,20 @@ class BatchAugment:
     cropped and flipped identically. Per-sample calls cost ~35 ms per 256 images on this CPU (10% of a training
     step), so the tutorial's crop + flip draw per-sample parameters (same distribution as
     `v2.RandomResizedCrop`) and apply them in one `torchvision.ops.roi_align` call, which resamples each image's
-    own box bilinearly, on CPU or GPU alike. The stronger policies (TrivialAugment / RandAugment) are torchvision
+    own box bilinearly, on CPU or GPU alike. "pad-crop" is `v2.RandomCrop(size, padding=4)` + flip, the usual CIFAR
+    augmentation: zero-pad, then a random window of the original size, i.e. a shift of up to 4 pixels (one patch)
+    each way; its windows sit on whole pixels, so roi_align copies them exactly. The stronger policies (TrivialAugment / RandAugment) are torchvision
     v2 transforms applied per image before the crop. (Inside the box the result equals
     `v2.functional.resized_crop` without antialiasing; on the box's outermost pixels roi_align interpolates with
     the pixels just outside the box instead of repeating the edge: a difference of no consequence for training.)
     """
 
-    def __init__(self, kind, image_size, scale=(0.8, 1.0), ratio=(3 / 4, 4 / 3)):
+    def __init__(self, kind, image_size, scale=(0.8, 1.0), ratio=(3 / 4, 4 / 3), padding=4):
         from torchvision.transforms import v2
 
         self.kind = kind
         self.image_size = image_size
+        self.padding = padding
         self.scale = scale
         self.log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
         self.policy = {"trivialaugment": v2.TrivialAugmentWide(), "randaugment": v2.RandAugment()}.get(kind)
@@ -307,6 +314,14 @@ class BatchAugment:
         index = torch.arange(n, device=device, dtype=width.dtype)
         return torch.stack([index, left, top, left + width, top + height], dim=1)
 
+    def shift_boxes(self, n, size, device):
+        """Per-sample RandomCrop windows on the zero-padded image (index, x1, y1, x2, y2): a size x size window at
+        an offset uniform in 0..2*padding each way, as v2.RandomCrop(size, padding) draws it."""
+        offsets = torch.randint(0, 2 * self.padding + 1, (n, 2), device=device).float()
+        left, top = offsets.unbind(dim=1)
+        index = torch.arange(n, device=device, dtype=left.dtype)
+        return torch.stack([index, left, top, left + size, top + size], dim=1)
+
     def __call__(self, images):
         # images: (batch, 3, H, W) uint8 -> (batch, 3, image_size, image_size) float in [0, 255]
         if self.kind == "none":
@@ -316,7 +331,11 @@ class BatchAugment:
         from torchvision.ops import roi_align
 
         n, size = images.shape[0], images.shape[-1]
-        boxes = self.crop_boxes(n, size, images.device)
+        if self.kind == "pad-crop":
+            images = F.pad(images, [self.padding] * 4)  # zeros, as v2.RandomCrop(padding=...) fills by default
+            boxes = self.shift_boxes(n, size, images.device)
+        else:
+            boxes = self.crop_boxes(n, size, images.device)
         # sampling_ratio=1, aligned=True: one bilinear sample at each output pixel centre (a plain resize).
         out = roi_align(images.float(), boxes, output_size=self.image_size, spatial_scale=1.0, sampling_ratio=1,
                         aligned=True)
@@ -643,6 +662,9 @@ def main(argv=None):
                 logits = model(pixel_values=pixel_values).logits
                 loss = F.cross_entropy(logits.float(), train_labels[index], label_smoothing=args.label_smoothing)
                 accelerator.backward(loss)
+                # Clip only on the step that updates (accelerate syncs and unscales the gradients first).
+                if args.max_grad_norm is not None and accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)

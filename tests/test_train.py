@@ -134,6 +134,24 @@ def test_two_process_ddp_equals_one_process_with_double_batch(hub_dataset, tiny_
     assert ma["eval_accuracy"] == pytest.approx(mb["eval_accuracy"], abs=1e-9)  # whole eval set, counted once
 
 
+def test_max_grad_norm_clips_the_update(trained, hub_dataset, tiny_model_config, tmp_path):
+    # Adam's update does not depend on the gradient's scale, except through eps (1e-8): gradients clipped to a
+    # total norm of 1e-12 give updates ~1e-5 of the unclipped ones, so the weights stay at their initial values
+    # (weight decay off for that run: it alone would move them ~4e-4).
+    initial, clipped = tmp_path / "initial", tmp_path / "clipped"
+    run_train(*common_args(hub_dataset, tiny_model_config, initial, **{"--epochs": 2, "--lr": 0.0}))
+    run_train(*common_args(hub_dataset, tiny_model_config, clipped, **{"--epochs": 2, "--max-grad-norm": 1e-12,
+                                                                    "--weight-decay": 0.0}))
+    unclipped, _ = trained
+    start = load_file(initial / "model.safetensors")
+    moved = {name: load_file(folder / "model.safetensors") for name, folder in
+             (("clipped", clipped), ("unclipped", unclipped))}
+    change = {name: max((weights[k] - start[k]).abs().max().item() for k in start) for name, weights in moved.items()}
+    assert change["unclipped"] > 1e-3, change
+    assert change["clipped"] < 1e-5, change
+    assert json.loads((clipped / "metrics.json").read_text())["args"]["max_grad_norm"] == 1e-12
+
+
 def test_gradient_accumulation_equals_the_larger_batch(hub_dataset, tiny_model_config, tmp_path):
     """batch 8 x 2 accumulation steps == batch 16 (same samples per optimizer step, same schedule position)."""
     accumulated, large = tmp_path / "accumulated", tmp_path / "large"
@@ -196,6 +214,7 @@ def test_max_samples_and_column_overrides(tiny_model_config, tmp_path):
         (["--dataset-name", "/nonexistent/dataset/folder"], "could not load dataset"),
         (["--batch-size", "0"], "--batch-size"),
         (["--epochs", "0"], "--epochs"),
+        (["--max-grad-norm", "0"], "--max-grad-norm"),
         (["--resume-from-checkpoint", "latest"], "no checkpoint"),
     ],
 )
@@ -370,6 +389,30 @@ def test_batch_augment_boxes_follow_random_resized_crop():
     assert torch.equal(BatchAugment("none", 32)(images), images.float())
 
 
+def test_pad_crop_is_a_shifted_window_of_the_zero_padded_image():
+    import torch.nn.functional as F
+
+    sys.path.insert(0, str(ROOT))
+    from run_train import BatchAugment
+
+    torch.manual_seed(0)
+    images = torch.randint(1, 256, (300, 3, 30, 30), dtype=torch.uint8)  # no zeros: padding is recognisable
+    out = BatchAugment("pad-crop", 30)(images)
+    assert out.shape == (300, 3, 30, 30) and out.dtype == torch.float32
+    padded = F.pad(images, [4] * 4).float()
+    shifts, flips = set(), 0
+    for i in range(len(images)):
+        # exactly one window (and orientation) of the padded image, copied without interpolation
+        found = [(top, left, flip) for top in range(9) for left in range(9) for flip in (False, True)
+                 if torch.equal(out[i], padded[i, :, top:top + 30, left:left + 30].flip(-1) if flip
+                                else padded[i, :, top:top + 30, left:left + 30])]
+        assert len(found) == 1, (i, found)
+        shifts.add(found[0][:2])
+        flips += found[0][2]
+    assert len(shifts) > 60  # offsets cover the 9 x 9 range (81 possible; 300 draws)
+    assert 100 < flips < 200  # about half flipped
+
+
 def test_decoded_images_are_uint8_and_match_the_dataset(hub_dataset):
     import datasets
     from torchvision.transforms import v2
@@ -385,8 +428,8 @@ def test_decoded_images_are_uint8_and_match_the_dataset(hub_dataset):
         assert torch.equal(pixels[i], v2.functional.pil_to_tensor(dataset[i]["img"].convert("RGB")))
 
 
-@pytest.mark.parametrize("policy", ["trivialaugment", "randaugment"])
-def test_stronger_augmentation_policies_train(hub_dataset, tiny_model_config, tmp_path, policy):
+@pytest.mark.parametrize("policy", ["pad-crop", "trivialaugment", "randaugment"])
+def test_augmentation_options_train(hub_dataset, tiny_model_config, tmp_path, policy):
     out = tmp_path / "out"
     run_train(*common_args(hub_dataset, tiny_model_config, out, **{"--epochs": 1, "--augmentation": policy}))
     metrics = json.loads((out / "metrics.json").read_text())
