@@ -279,12 +279,13 @@ class BatchAugment:
     cropped and flipped identically. Per-sample calls cost ~35 ms per 256 images on this CPU (10% of a training
     step), so the tutorial's crop + flip draw per-sample parameters (same distribution as
     `v2.RandomResizedCrop`) and apply them in one `torchvision.ops.roi_align` call, which resamples each image's
-    own box bilinearly, on CPU or GPU alike. "pad-crop" is `v2.RandomCrop(size, padding=4)` + flip, the usual CIFAR
-    augmentation: zero-pad, then a random window of the original size, i.e. a shift of up to 4 pixels (one patch)
-    each way; its windows sit on whole pixels, so roi_align copies them exactly. The stronger policies (TrivialAugment / RandAugment) are torchvision
-    v2 transforms applied per image before the crop. (Inside the box the result equals
-    `v2.functional.resized_crop` without antialiasing; on the box's outermost pixels roi_align interpolates with
-    the pixels just outside the box instead of repeating the edge: a difference of no consequence for training.)
+    own box bilinearly, on CPU or GPU alike. (Inside the box the result equals `v2.functional.resized_crop`
+    without antialiasing; on the box's outermost pixels roi_align interpolates with the pixels just outside the box
+    instead of repeating the edge: a difference of no consequence for training.) "pad-crop" is
+    `v2.RandomCrop(size, padding=4)` + flip, the usual CIFAR augmentation: zero-pad, then a random window of the
+    original size, i.e. a shift of up to 4 pixels each way; its windows sit on whole pixels, so roi_align copies
+    them exactly (images arrive already resized to `image_size`). The stronger policies (TrivialAugment /
+    RandAugment) are torchvision v2 transforms applied per image before the tutorial's crop.
     """
 
     def __init__(self, kind, image_size, scale=(0.8, 1.0), ratio=(3 / 4, 4 / 3), padding=4):

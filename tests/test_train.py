@@ -409,7 +409,8 @@ def test_pad_crop_is_a_shifted_window_of_the_zero_padded_image():
         assert len(found) == 1, (i, found)
         shifts.add(found[0][:2])
         flips += found[0][2]
-    assert len(shifts) > 60  # offsets cover the 9 x 9 range (81 possible; 300 draws)
+    # offsets cover 0..8 both ways, as v2.RandomCrop(30, padding=4) draws them (81 windows; 300 draws)
+    assert {top for top, _ in shifts} == set(range(9)) == {left for _, left in shifts} and len(shifts) > 60
     assert 100 < flips < 200  # about half flipped
 
 
