@@ -37,7 +37,8 @@ class SimpleViTConfig(PretrainedConfig):
         position_embedding_type (`str`, defaults to `"learned"`): `"learned"`, one trained vector per position, as
             in `transformers`' ViT; or `"sincos"`, fixed 2-D sine-cosine positions of each patch's row and column
             (the MoCo v3 / MAE table, see `sincos_2d_position_embeddings`; no parameters, the CLS position is zero;
-            needs `hidden_size` divisible by 4). Not a `ViTConfig` field: only `"learned"` models convert to `transformers`' ViT.
+            needs `hidden_size` divisible by 4). Not a `ViTConfig` field: only `"learned"` models convert to
+            `transformers`' ViT.
         num_labels (`int`, defaults to 10): number of classes (or set `id2label`).
     """
 

@@ -28,6 +28,37 @@ def test_each_section_appears_once():
     assert len(headings) == len(set(headings)), [h for h in headings if headings.count(h) > 1]
 
 
+def best_epoch_cells():
+    """(folder, stated best accuracy in %, stated epoch) from the Results table's "best epoch" column."""
+    section = README.split("\n## Results\n", 1)[1].split("\n## ", 1)[0]
+    cells = []
+    for line in section.splitlines():
+        folder = re.search(r"`(results/[^`/]+)/`", line)
+        best = re.search(r"\| (\d+\.\d+)% \(epoch (\d+)\) \|", line)
+        if line.startswith("|") and folder and best:
+            cells.append((folder.group(1), float(best.group(1)), int(best.group(2))))
+    return cells
+
+
+@pytest.mark.parametrize("folder, stated, epoch", best_epoch_cells(), ids=[cell[0] for cell in best_epoch_cells()])
+def test_results_table_states_each_runs_best_epoch(folder, stated, epoch):
+    accuracy = json.loads((ROOT / folder / "metrics.json").read_text())["eval_accuracy"]
+    assert stated == round(100 * max(accuracy), 2)
+    assert accuracy[epoch - 1] == max(accuracy)
+
+
+def test_seed_spread_figures_match_the_two_preset_runs():
+    # README "What these runs show": the preset at seeds 42 and 43, final gap and largest gaps at single epochs.
+    seed_42, seed_43 = (json.loads((ROOT / "results" / name / "metrics.json").read_text())["eval_accuracy"]
+                        for name in ("improved-6-layers-mean-bs64-lr3e-3-40-epochs", "improved-40-seed-43"))
+    gaps = [100 * abs(a - b) for a, b in zip(seed_42, seed_43)]
+    before, after = max(gaps[:19]), max(gaps[19:])
+    text = " ".join(README.split())
+    assert (f"ended at {100 * seed_43[-1]:.2f}% against seed 42's {100 * seed_42[-1]:.2f}%, although the two runs were "
+            f"up to {before:.2f} points apart at single epochs before epoch 20 (up to {after:.2f} after)") in text
+    assert f"moved by {gaps[-1]:.2f} points between the two seeds measured" in text
+
+
 def test_results_table_has_rows():
     assert len(results_rows()) >= 3
 
