@@ -50,7 +50,8 @@ def test_committed_model_reproduces_its_reported_accuracy(run, tmp_path):
 # The run that measured `--recipe improved-40` (launched as `--recipe improved-40 --lr 4e-3`, before the preset's
 # peak LR went from 3e-3 to 4e-3 on its result).
 PRESET_RUN = ROOT / "results" / "improved-40-lr-4e-3"
-# Arguments that say where data and outputs live, not how the model is trained.
+# Arguments that say where data and outputs live, not how the model is trained (num_workers: processes for the
+# one-time image decoding only).
 NOT_RECIPE = {"recipe", "dataset_name", "output_dir", "exp_name", "save_model_every", "resume_from_checkpoint",
               "num_workers", "report_to"}
 
@@ -65,7 +66,8 @@ def settings_not_reproduced(ran, argv):
     from run_train import parse_args
 
     now = vars(parse_args(argv))
-    assert set(ran) <= set(now) and set(now) - set(ran) <= set(ADDED_SINCE)
+    assert set(ran) <= set(now), f"options the script no longer has: {set(ran) - set(now)}"
+    assert set(now) - set(ran) <= set(ADDED_SINCE), f"new options without a recorded old value: {set(now) - set(ran)}"
     missing = {key: (ADDED_SINCE[key], now[key]) for key in set(now) - set(ran) if now[key] != ADDED_SINCE[key]}
     return {**missing, **{key: (ran[key], now[key]) for key in ran if key not in NOT_RECIPE and ran[key] != now[key]}}
 
