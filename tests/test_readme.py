@@ -11,15 +11,24 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
 
-def results_rows():
-    """(folder, stated accuracy in %) for each row of the README's Results table that names a results/ folder."""
+def results_table_rows():
+    """(folder, line) for each row of the README's Results table that names a results/ folder."""
     section = README.split("\n## Results\n", 1)[1].split("\n## ", 1)[0]
     rows = []
     for line in section.splitlines():
         folder = re.search(r"`(results/[^`/]+)/`", line)
+        if line.startswith("|") and folder:
+            rows.append((folder.group(1), line))
+    return rows
+
+
+def results_rows():
+    """(folder, stated accuracy in %) for each row of the README's Results table that names a results/ folder."""
+    rows = []
+    for folder, line in results_table_rows():
         accuracy = re.search(r"\*\*(\d+\.\d+)%\*\*", line)
-        if line.startswith("|") and folder and accuracy:
-            rows.append((folder.group(1), float(accuracy.group(1))))
+        if accuracy:
+            rows.append((folder, float(accuracy.group(1))))
     return rows
 
 
@@ -30,13 +39,11 @@ def test_each_section_appears_once():
 
 def best_epoch_cells():
     """(folder, stated best accuracy in %, stated epoch) from the Results table's "best epoch" column."""
-    section = README.split("\n## Results\n", 1)[1].split("\n## ", 1)[0]
     cells = []
-    for line in section.splitlines():
-        folder = re.search(r"`(results/[^`/]+)/`", line)
+    for folder, line in results_table_rows():
         best = re.search(r"\| (\d+\.\d+)% \(epoch (\d+)\) \|", line)
-        if line.startswith("|") and folder and best:
-            cells.append((folder.group(1), float(best.group(1)), int(best.group(2))))
+        if best:
+            cells.append((folder, float(best.group(1)), int(best.group(2))))
     return cells
 
 
