@@ -94,7 +94,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     add("--max-train-samples", type=_positive_int, default=None, help="use only the first N training rows")
     add("--max-eval-samples", type=_positive_int, default=None, help="use only the first N evaluation rows")
     add("--augmentation", choices=AUGMENTATIONS, default="tutorial")
-    add("--num-workers", type=_non_negative_int, default=0, help="processes for the one-time image decoding")
+    add("--num-workers", type=_non_negative_int, default=0,
+        help="processes for the one-time image decoding, and DataLoader workers that apply "
+             "--augmentation trivialaugment/randaugment (default 0: both in the main process)")
     # Run
     add("--exp-name", default="simple-vit")
     add("--output-dir", default=None, help="default: experiments/<exp-name>")
@@ -286,7 +288,8 @@ class BatchAugment:
     `v2.RandomCrop(size, padding=4)` + flip, the usual CIFAR augmentation: zero-pad, then a random window of the
     original size, i.e. a shift of up to 4 pixels each way; its windows sit on whole pixels, so roi_align copies
     them exactly (images arrive already resized to `image_size`). The stronger policies (TrivialAugment /
-    RandAugment) are torchvision v2 transforms applied per image before the tutorial's crop.
+    RandAugment, `self.policy`) are torchvision v2 transforms that must run per image: `PolicyImages` applies them
+    in the training loader, and the batch arrives here for the tutorial's crop + flip.
     """
 
     def __init__(self, kind, image_size, scale=(0.8, 1.0), ratio=(3 / 4, 4 / 3), padding=4):
@@ -328,8 +331,6 @@ class BatchAugment:
         # images: (batch, 3, H, W) uint8 -> (batch, 3, image_size, image_size) float in [0, 255]
         if self.kind == "none":
             return images.float()
-        if self.policy is not None:
-            images = torch.stack([self.policy(image) for image in images])
         from torchvision.ops import roi_align
 
         n, size = images.shape[0], images.shape[-1]
@@ -343,6 +344,25 @@ class BatchAugment:
                         aligned=True)
         flip = torch.rand(n, device=images.device) < 0.5
         return torch.where(flip.view(-1, 1, 1, 1), out.flip(-1), out)
+
+
+class PolicyImages(torch.utils.data.Dataset):
+    """Training images with a per-image policy (TrivialAugment / RandAugment) applied as they are fetched: item i is
+    `(i, policy(images[i]))`, uint8 on the CPU.
+
+    Fetching through a DataLoader puts the 50,000 policy calls an epoch into its `num_workers` processes, so on a GPU
+    the training process does not spend its time on them; with no workers they run in the training process. Either
+    way each image gets its own draw of operation and magnitude.
+    """
+
+    def __init__(self, images, policy):
+        self.images, self.policy = images, policy
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return i, self.policy(self.images[i])
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -560,20 +580,30 @@ def main(argv=None):
         eval_images, eval_labels = decode_images(eval_set, image_column, label_column, config.image_size,
                                                  args.num_workers)
     device = accelerator.device
-    train_images, train_labels = train_images.to(device), train_labels.to(device)
+    augment = BatchAugment(args.augmentation, config.image_size)
+    # Per-image policies run on the CPU copy (see PolicyImages); otherwise the whole uint8 set lives on the device.
+    if augment.policy is None:
+        train_images = train_images.to(device)
+    train_labels = train_labels.to(device)
     # The evaluation inputs are exactly what the saved image processor produces, computed once.
     eval_pixels = torch.cat(
         [processor(images=chunk, return_tensors="pt")["pixel_values"] for chunk in eval_images.split(1024)]
     ).to(device)
     eval_labels = eval_labels.to(device)
-    augment = BatchAugment(args.augmentation, config.image_size)
     normalize = make_normalizer(processor, device)
 
-    # The loaders yield only indices; accelerate shards them across processes (and pads the last eval batch,
-    # which `gather_for_metrics` drops again).
+    # The loaders yield indices (and, with a per-image policy, the policy's images); accelerate shards them across
+    # processes (and pads the last eval batch, which `gather_for_metrics` drops again).
     eval_batch_size = args.eval_batch_size or 2 * args.batch_size
-    train_loader = torch.utils.data.DataLoader(torch.arange(len(train_labels)), batch_size=args.batch_size,
-                                               shuffle=True, pin_memory=on_gpu)
+    if augment.policy is None:
+        train_loader = torch.utils.data.DataLoader(torch.arange(len(train_labels)), batch_size=args.batch_size,
+                                                   shuffle=True, pin_memory=on_gpu)
+    else:
+        # Persistent workers: forking them again every epoch would cost a GPU run a noticeable part of each epoch.
+        train_loader = torch.utils.data.DataLoader(PolicyImages(train_images, augment.policy),
+                                                   batch_size=args.batch_size, shuffle=True, pin_memory=on_gpu,
+                                                   num_workers=args.num_workers,
+                                                   persistent_workers=args.num_workers > 0)
     eval_loader = torch.utils.data.DataLoader(torch.arange(len(eval_labels)), batch_size=eval_batch_size,
                                               pin_memory=on_gpu)
 
@@ -657,10 +687,11 @@ def main(argv=None):
         # Summed on the device and read once per epoch: a .item() per step would stall a GPU every step.
         loss_sum = torch.zeros((), device=device)
         steps = 0
-        for index in tqdm(train_loader, desc=f"epoch {epoch}/{args.epochs}", leave=False,
+        for batch in tqdm(train_loader, desc=f"epoch {epoch}/{args.epochs}", leave=False,
                           disable=not accelerator.is_local_main_process):
+            index, images = batch if augment.policy is not None else (batch, train_images[batch])
             with accelerator.accumulate(model):
-                pixel_values = normalize(augment(train_images[index]))
+                pixel_values = normalize(augment(images))
                 logits = model(pixel_values=pixel_values).logits
                 loss = F.cross_entropy(logits.float(), train_labels[index], label_smoothing=args.label_smoothing)
                 accelerator.backward(loss)

@@ -429,12 +429,39 @@ def test_decoded_images_are_uint8_and_match_the_dataset(hub_dataset):
         assert torch.equal(pixels[i], v2.functional.pil_to_tensor(dataset[i]["img"].convert("RGB")))
 
 
-@pytest.mark.parametrize("policy", ["pad-crop", "trivialaugment", "randaugment"])
-def test_augmentation_options_train(hub_dataset, tiny_model_config, tmp_path, policy):
+@pytest.mark.parametrize("policy, workers", [("pad-crop", 0), ("trivialaugment", 0), ("randaugment", 0),
+                                             ("trivialaugment", 2)])
+def test_augmentation_options_train(hub_dataset, tiny_model_config, tmp_path, policy, workers):
     out = tmp_path / "out"
-    run_train(*common_args(hub_dataset, tiny_model_config, out, **{"--epochs": 1, "--augmentation": policy}))
+    run_train(*common_args(hub_dataset, tiny_model_config, out,
+                           **{"--epochs": 2, "--augmentation": policy, "--num-workers": workers}))
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["args"]["augmentation"] == policy and len(metrics["eval_accuracy"]) == 1
+    assert metrics["args"]["augmentation"] == policy and len(metrics["eval_accuracy"]) == 2
+    assert metrics["args"]["num_workers"] == workers
+
+
+def test_policy_images_draw_per_image_in_each_worker():
+    """The loader path of TrivialAugment: every image gets its own draw, also across DataLoader workers (a policy
+    applied once per batch, or workers sharing one random stream, would repeat outputs)."""
+    from torchvision.transforms import v2
+
+    sys.path.insert(0, str(ROOT))
+    from run_train import PolicyImages
+
+    torch.manual_seed(0)
+    image = torch.randint(0, 256, (3, 30, 30), dtype=torch.uint8)
+    images = image.expand(64, -1, -1, -1).contiguous()  # 64 copies of one image: any difference is the policy's
+    loader = torch.utils.data.DataLoader(PolicyImages(images, v2.TrivialAugmentWide()), batch_size=16,
+                                         shuffle=True, num_workers=2)
+    batches = list(loader)
+    index = torch.cat([i for i, _ in batches])
+    out = torch.cat([x for _, x in batches])
+    assert sorted(index.tolist()) == list(range(64))
+    assert out.shape == (64, 3, 30, 30) and out.dtype == torch.uint8
+    distinct = {tuple(x.flatten().tolist()) for x in out}
+    assert len(distinct) > 20, len(distinct)  # 14 operations x 31 magnitudes: many different outputs
+    # Worker 0 fetched batches 0 and 2, worker 1 batches 1 and 3: their streams differ.
+    assert not torch.equal(batches[0][1], batches[1][1])
 
 
 def test_training_normalisation_matches_the_saved_image_processor():
