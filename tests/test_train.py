@@ -164,12 +164,15 @@ def test_gradient_accumulation_equals_the_larger_batch(hub_dataset, tiny_model_c
     assert worst < 1e-4, worst  # float rounding, amplified by Adam on near-zero gradients; a wrong step count is ~1e-2
 
 
-def test_resume_equals_uninterrupted(hub_dataset, tiny_model_config, tmp_path):
-    """2 epochs + resume to 3 == 3 uninterrupted epochs, with augmentation on (its randomness is restored too)
-    and a warmup in progress (the scheduler's position is restored). A schedule that depends on the total
-    (cosine) legitimately changes when --epochs changes, so the warmup is followed by a constant rate here."""
+@pytest.mark.parametrize("augmentation, workers", [("tutorial", 0), ("trivialaugment", 2)])
+def test_resume_equals_uninterrupted(hub_dataset, tiny_model_config, tmp_path, augmentation, workers):
+    """2 epochs + resume to 3 == 3 uninterrupted epochs, with augmentation on (its randomness is restored too,
+    also that of a per-image policy run in DataLoader workers) and a warmup in progress (the scheduler's position
+    is restored). A schedule that depends on the total (cosine) legitimately changes when --epochs changes, so the
+    warmup is followed by a constant rate here."""
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    args = {"--lr-scheduler": "constant", "--warmup-epochs": 2.5}
+    args = {"--lr-scheduler": "constant", "--warmup-epochs": 2.5, "--augmentation": augmentation,
+            "--num-workers": workers}
     run_train(*common_args(hub_dataset, tiny_model_config, straight, **{"--epochs": 3, **args}))
     run_train(*common_args(hub_dataset, tiny_model_config, resumed, **{"--epochs": 2, "--save-model-every": 1,
                                                                       **args}))
