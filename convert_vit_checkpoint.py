@@ -167,8 +167,9 @@ def vit_config_to_simple_vit(vit_config: ViTConfig) -> SimpleViTConfig:
 def simple_vit_config_to_vit(config: SimpleViTConfig) -> ViTConfig:
     """The `transformers.ViTConfig` describing the same model as a SimpleViTConfig.
 
-    Every SimpleViT with the default CLS pooling and learned positions is a ViT; `classifier_pooling="mean"` and
-    `position_embedding_type="sincos"` have no ViT counterpart.
+    Every SimpleViT with the default CLS pooling and learned positions (and neither of the small-dataset options)
+    is a ViT; `classifier_pooling="mean"`, `position_embedding_type="sincos"`, `shifted_patch_tokenization` and
+    `locality_self_attention` have no ViT counterpart.
     """
     if getattr(config, "model_type", None) != "simple_vit":
         raise ConversionError(
@@ -184,6 +185,9 @@ def simple_vit_config_to_vit(config: SimpleViTConfig) -> ViTConfig:
             f"transformers' ViT learns its position embeddings; this model has position_embedding_type="
             f"{config.position_embedding_type!r}, which it cannot represent"
         )
+    for option in ("shifted_patch_tokenization", "locality_self_attention"):
+        if getattr(config, option, False):
+            raise ConversionError(f"transformers' ViT has no {option}; this model has {option}=True")
     fields = {name: getattr(config, name) for name in ARCHITECTURE_FIELDS}
     task = {name: getattr(config, name, None) for name in TASK_FIELDS}
     return ViTConfig(**fields, **task)

@@ -198,6 +198,8 @@ def render_model_card(
             ("MLP size", "intermediate_size", "?"),
             ("Classifier pooling", "classifier_pooling", "cls"),  # configs saved before the option read "cls"
             ("Position embeddings", "position_embedding_type", "learned"),  # likewise "learned"
+            ("Shifted patch tokenization", "shifted_patch_tokenization", False),  # likewise off
+            ("Locality self-attention", "locality_self_attention", False),
         )
     )
     # The run's command-line arguments, minus unset ones and those that only describe the training machine

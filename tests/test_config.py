@@ -118,6 +118,34 @@ def test_position_embedding_type_defaults_to_learned_and_survives_a_round_trip(t
     assert SimpleViTConfig.from_pretrained(tmp_path).position_embedding_type == "learned"
 
 
+@pytest.mark.parametrize("field", ["shifted_patch_tokenization", "locality_self_attention"])
+@pytest.mark.parametrize("value", [1, "yes", None])
+def test_small_dataset_options_must_be_booleans(field, value):
+    with pytest.raises(ValueError, match=f"{field} must be True or False, got {value!r}"):
+        SimpleViTConfig(**{field: value})
+
+
+def test_shifted_patch_tokenization_needs_half_a_patch_to_shift_by():
+    with pytest.raises(ValueError, match="shifted_patch_tokenization needs patch_size of at least 2, got 1"):
+        SimpleViTConfig(shifted_patch_tokenization=True, patch_size=1)
+    SimpleViTConfig(shifted_patch_tokenization=True, patch_size=2)
+    SimpleViTConfig(patch_size=1)  # no such need without it
+
+
+def test_small_dataset_options_default_off_and_survive_a_round_trip(tmp_path):
+    config = SimpleViTConfig()
+    assert (config.shifted_patch_tokenization, config.locality_self_attention) == (False, False)
+    SimpleViTConfig(shifted_patch_tokenization=True, locality_self_attention=True).save_pretrained(tmp_path)
+    loaded = SimpleViTConfig.from_pretrained(tmp_path)
+    assert (loaded.shifted_patch_tokenization, loaded.locality_self_attention) == (True, True)
+    # A config.json saved before the options existed describes a model without them.
+    saved = json.loads((tmp_path / "config.json").read_text())
+    del saved["shifted_patch_tokenization"], saved["locality_self_attention"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    loaded = SimpleViTConfig.from_pretrained(tmp_path)
+    assert (loaded.shifted_patch_tokenization, loaded.locality_self_attention) == (False, False)
+
+
 def test_zero_labels_are_rejected():
     with pytest.raises(ValueError, match="num_labels"):
         SimpleViTConfig(num_labels=0)

@@ -245,6 +245,12 @@ def test_sincos_position_models_do_not_convert_to_vit():
         convert.simple_vit_config_to_vit(SimpleViTConfig(**ODD, position_embedding_type="sincos"))
 
 
+@pytest.mark.parametrize("option", ["shifted_patch_tokenization", "locality_self_attention"])
+def test_small_dataset_option_models_do_not_convert_to_vit(option):
+    with pytest.raises(convert.ConversionError, match=f"{option}=True"):
+        convert.simple_vit_config_to_vit(SimpleViTConfig(**ODD, **{option: True}))
+
+
 def test_config_model_types_are_checked():
     with pytest.raises(convert.ConversionError, match="simple_vit"):
         convert.simple_vit_config_to_vit(ViTConfig(**ODD))

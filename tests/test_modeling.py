@@ -413,6 +413,111 @@ def test_sincos_model_trains_and_runs_in_bfloat16():
 
 
 # ------------------------------------------------------------------------------------------------------------------
+# The small-dataset options: Shifted Patch Tokenization and Locality Self-Attention
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def moved(x, down, right):
+    """x with its content moved `down` rows and `right` columns (negative: up / left), zeros moved in."""
+    height, width = x.shape[-2:]
+    out = torch.zeros_like(x)
+    out[..., max(down, 0) : height + min(down, 0), max(right, 0) : width + min(right, 0)] = x[
+        ..., max(-down, 0) : height - max(down, 0), max(-right, 0) : width - max(right, 0)
+    ]
+    return out
+
+
+def test_shifted_patch_tokenization_embeds_the_image_and_its_four_diagonal_shifts():
+    config = tiny_config(shifted_patch_tokenization=True)  # patch 5: shifts of 5 // 2 = 2 pixels
+    embeddings = classifier(config).vit.embeddings
+    patch_embeddings = embeddings.patch_embeddings
+    assert patch_embeddings.projection.weight.shape == (36, 15, 5, 5)  # 5 x 3 input channels
+    with torch.no_grad():  # non-trivial LayerNorm affine, so a normalised CLS slot would show
+        patch_embeddings.patch_norm.weight.normal_()
+        patch_embeddings.patch_norm.bias.normal_()
+    x = pixels(config)
+    stacked = torch.cat([x, moved(x, -2, -2), moved(x, -2, 2), moved(x, 2, -2), moved(x, 2, 2)], dim=1)
+    torch.testing.assert_close(patch_embeddings.shifted_images(x), stacked, atol=0, rtol=0)
+    with torch.no_grad():
+        got = embeddings(x)  # (2, 37, 36)
+        # The paper's recipe spelled out: cut patches, LayerNorm, linear projection; then CLS and positions as usual.
+        patches = F.unfold(stacked, kernel_size=5, stride=5).transpose(1, 2)  # (2, 36, 375), (channel, row, col)
+        norm = patch_embeddings.patch_norm
+        normed = F.layer_norm(patches, (375,), norm.weight, norm.bias, norm.eps)
+        projection = patch_embeddings.projection
+        tokens = F.linear(normed, projection.weight.flatten(1), projection.bias)
+        expected = torch.cat((embeddings.cls_token.expand(2, -1, -1), tokens), dim=1) + embeddings.position_embeddings
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+        torch.testing.assert_close(patch_embeddings(x), tokens, atol=1e-5, rtol=0)  # the module on its own
+
+
+def lsa_models():
+    """An eager and an SDPA model with Locality Self-Attention, sharing weights, each layer with its own scale."""
+    config = tiny_config(locality_self_attention=True)
+    eager = classifier(config, "eager")
+    with torch.no_grad():
+        for index, layer in enumerate(eager.vit.encoder.layers):
+            assert layer.attention.scaling.item() == pytest.approx(6**-0.5)  # starts at 1/sqrt(head_dim)
+            layer.attention.scaling.fill_(0.1 + 0.2 * index)
+    sdpa = classifier(config, "sdpa")
+    sdpa.load_state_dict(eager.state_dict())
+    return eager, sdpa
+
+
+@pytest.mark.parametrize("cls_only_last_layer", [True, False])
+def test_locality_self_attention_masks_the_diagonal_with_a_learned_scale(cls_only_last_layer):
+    eager, sdpa = lsa_models()
+    eager.cls_only_last_layer = sdpa.cls_only_last_layer = cls_only_last_layer
+    x = pixels(eager.config)
+    with torch.no_grad():
+        full = eager(x, output_attentions=True, output_hidden_states=True)
+        torch.testing.assert_close(eager(x).logits, full.logits, atol=1e-5, rtol=0)
+        torch.testing.assert_close(sdpa(x).logits, full.logits, atol=1e-5, rtol=0)
+        # Layer 1's probabilities by hand: its learned scale (0.3), the diagonal excluded.
+        layer = eager.vit.encoder.layers[1]
+        qkv = layer.attention.qkv_proj(layer.layernorm_before(full.hidden_states[1])).view(2, 37, 3, 6, 6)
+        query, key, _ = (t.transpose(1, 2) for t in qkv.unbind(2))
+        scores = (query @ key.transpose(-1, -2)) * 0.3
+        scores = scores.masked_fill(torch.eye(37, dtype=torch.bool), float("-inf"))
+        torch.testing.assert_close(full.attentions[1], scores.softmax(-1), atol=1e-6, rtol=0)
+    for attention in full.attentions:
+        assert torch.diagonal(attention, dim1=-2, dim2=-1).abs().max() == 0  # no token reads itself
+        torch.testing.assert_close(attention.sum(-1), torch.ones(attention.shape[:-1]))
+    # The scale is used: another value gives other logits.
+    with torch.no_grad():
+        eager.vit.encoder.layers[0].attention.scaling.fill_(1.0)
+        assert (eager(x).logits - full.logits).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])
+def test_small_dataset_options_train_every_parameter(attn_implementation):
+    config = tiny_config(shifted_patch_tokenization=True, locality_self_attention=True)
+    model = classifier(config, attn_implementation).train()
+    model(pixels(config, batch=4), labels=torch.tensor([0, 1, 2, 3])).loss.backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+    names = {name for name, _ in model.named_parameters()}
+    assert {"vit.embeddings.patch_embeddings.patch_norm.weight", "vit.encoder.layers.2.attention.scaling"} <= names
+
+
+def test_small_dataset_options_survive_save_and_load_and_run_in_bfloat16(tmp_path):
+    config = tiny_config(shifted_patch_tokenization=True, locality_self_attention=True)
+    model = classifier(config)
+    with torch.no_grad():  # values that initialisation would not give: loading must keep them
+        for index, layer in enumerate(model.vit.encoder.layers):
+            layer.attention.scaling.fill_(0.1 + 0.2 * index)
+        model.vit.embeddings.patch_embeddings.patch_norm.bias.normal_()
+    x = pixels(config)
+    model.save_pretrained(tmp_path)
+    loaded = SimpleViTForImageClassification.from_pretrained(tmp_path, attn_implementation="sdpa").eval()
+    assert [layer.attention.scaling.item() for layer in loaded.vit.encoder.layers] == pytest.approx([0.1, 0.3, 0.5])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x).logits, model.eval()(x).logits, atol=1e-5, rtol=0)
+        half = loaded.to(torch.bfloat16)(x.to(torch.bfloat16)).logits
+    assert half.dtype == torch.bfloat16 and torch.isfinite(half).all()
+
+
+# ------------------------------------------------------------------------------------------------------------------
 # Saving and loading (also as Hub remote code)
 # ------------------------------------------------------------------------------------------------------------------
 

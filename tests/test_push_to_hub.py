@@ -164,6 +164,11 @@ def test_model_card_for_a_local_dataset_folder():
     assert "| Position embeddings | learned |" in card.text
     sincos_card = push_to_hub.render_model_card("me/model", {**config, "position_embedding_type": "sincos"}, metrics)
     assert "| Position embeddings | sincos |" in sincos_card.text
+    assert "| Shifted patch tokenization | False |" in card.text and "| Locality self-attention | False |" in card.text
+    small_card = push_to_hub.render_model_card(
+        "me/model", {**config, "shifted_patch_tokenization": True, "locality_self_attention": True}, metrics)
+    assert "| Shifted patch tokenization | True |" in small_card.text
+    assert "| Locality self-attention | True |" in small_card.text
 
 
 # ---------------------------------------------------------------------------------------------------------------
