@@ -87,7 +87,8 @@ class SimpleViTPatchEmbeddings(nn.Module):
         """(batch, channels, height, width) -> (batch, leading_zero_rows + num_patches, channels * patch * patch).
 
         Row `leading_zero_rows + i` holds the pixels of patch i (patches in row-major order, like Conv2d's output);
-        the leading rows are zeros, a free slot for the CLS token (see SimpleViTEmbeddings). One copy in all.
+        the leading rows are zeros, a free slot for the CLS token (see SimpleViTEmbeddings). One copy in all
+        (with SPT, after the shifted stack is built). With SPT `channels` is 5 * num_channels.
         """
         self.check_pixel_values(pixel_values)
         if self.shift:
@@ -104,7 +105,8 @@ class SimpleViTPatchEmbeddings(nn.Module):
         return flat
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        # (batch, num_channels, height, width) -> (batch, num_patches, num_channels * patch * patch)
+        # (batch, num_channels, height, width) -> (batch, num_patches, channels * patch * patch), channels being
+        # num_channels, or 5 * num_channels with SPT
         patches = self.flatten_patches(pixel_values)
         if self.patch_norm is not None:
             patches = self.patch_norm(patches)

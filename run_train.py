@@ -443,9 +443,17 @@ def plot_metrics(metrics, path):
 
 def make_optimizer(model, lr, weight_decay, scope="all"):
     """AdamW. scope "all" decays every parameter (the tutorial's `AdamW(model.parameters())`); "weights" decays only
-    the weight matrices, not biases, LayerNorms, the CLS token or position embeddings (the usual ViT practice)."""
+    the weight matrices, not biases, LayerNorms, the CLS token or position embeddings (the usual ViT practice).
+    Neither decays the learned attention scales of `locality_self_attention`: pulling a temperature towards zero
+    would flatten every attention map (the tutorial's model has none, so "all" is still its optimizer)."""
+    def temperature(name):
+        return name.endswith("attention.scaling")
+
     if scope == "all":
-        groups = [{"params": list(model.parameters()), "weight_decay": weight_decay}]
+        named = list(model.named_parameters())
+        groups = [{"params": [p for n, p in named if not temperature(n)], "weight_decay": weight_decay},
+                  {"params": [p for n, p in named if temperature(n)], "weight_decay": 0.0}]
+        groups = [group for group in groups if group["params"]]
     else:
         def decayed(name, p):
             return p.ndim >= 2 and not name.endswith(("cls_token", "position_embeddings"))
@@ -600,8 +608,9 @@ def main(argv=None):
                                                    shuffle=True, pin_memory=on_gpu)
     else:
         # Workers start afresh each epoch (~0.1 s), seeded from the training process's random state at that moment,
-        # which checkpoints restore: a resumed run repeats the policy's draws. (Persistent workers would keep
-        # streams seeded in the first epoch, which a resumed run cannot repeat.)
+        # which checkpoints restore: a run resumed with the same --num-workers repeats the policy's draws (which
+        # worker draws for which batch depends on that number). Persistent workers would keep streams seeded in
+        # the first epoch, which a resumed run cannot repeat.
         train_loader = torch.utils.data.DataLoader(PolicyImages(train_images, augment.policy),
                                                    batch_size=args.batch_size, shuffle=True, pin_memory=on_gpu,
                                                    num_workers=args.num_workers)

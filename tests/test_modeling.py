@@ -449,6 +449,15 @@ def test_shifted_patch_tokenization_embeds_the_image_and_its_four_diagonal_shift
         expected = torch.cat((embeddings.cls_token.expand(2, -1, -1), tokens), dim=1) + embeddings.position_embeddings
         torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
         torch.testing.assert_close(patch_embeddings(x), tokens, atol=1e-5, rtol=0)  # the module on its own
+        # Another image size (8 x 5 patches, interpolated positions): the same recipe on that grid.
+        y = torch.randn(2, 3, 40, 25, generator=torch.Generator().manual_seed(3))
+        stacked = torch.cat([y, moved(y, -2, -2), moved(y, -2, 2), moved(y, 2, -2), moved(y, 2, 2)], dim=1)
+        patches = F.unfold(stacked, kernel_size=5, stride=5).transpose(1, 2)  # (2, 40, 375)
+        normed = F.layer_norm(patches, (375,), norm.weight, norm.bias, norm.eps)
+        tokens = F.linear(normed, projection.weight.flatten(1), projection.bias)
+        expected = torch.cat((embeddings.cls_token.expand(2, -1, -1), tokens), dim=1)
+        expected = expected + embeddings.interpolate_pos_encoding(40, 25)
+        torch.testing.assert_close(embeddings(y, interpolate_pos_encoding=True), expected, atol=1e-5, rtol=0)
 
 
 def lsa_models():

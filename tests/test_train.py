@@ -302,6 +302,16 @@ def test_weight_decay_scope():
     assert "vit.embeddings.cls_token" in plain_names and "vit.embeddings.position_embeddings" in plain_names
     assert not any(n.endswith("bias") or "layernorm" in n for n in decayed_names)
     assert "classifier.weight" in decayed_names
+    # Locality self-attention's learned scales are never decayed, whatever the scope.
+    lsa = SimpleViTForImageClassification(SimpleViTConfig(**TINY_MODEL, locality_self_attention=True))
+    names = {id(p): n for n, p in lsa.named_parameters()}
+    for scope in ("all", "weights"):
+        groups = make_optimizer(lsa, 1e-3, 0.1, scope).param_groups
+        undecayed = {names[id(p)] for group in groups if group["weight_decay"] == 0.0 for p in group["params"]}
+        scales = {n for n in names.values() if n.endswith("attention.scaling")}
+        assert len(scales) == 2 and scales <= undecayed, scope
+        assert sum(len(group["params"]) for group in groups) == len(names)
+    assert "vit.encoder.layers.0.mlp.fc1.weight" not in undecayed
 
 
 class _RecordingFS:
@@ -432,15 +442,28 @@ def test_decoded_images_are_uint8_and_match_the_dataset(hub_dataset):
         assert torch.equal(pixels[i], v2.functional.pil_to_tensor(dataset[i]["img"].convert("RGB")))
 
 
-@pytest.mark.parametrize("policy, workers", [("pad-crop", 0), ("trivialaugment", 0), ("randaugment", 0),
-                                             ("trivialaugment", 2)])
-def test_augmentation_options_train(hub_dataset, tiny_model_config, tmp_path, policy, workers):
+# Two epochs with workers: they are started again for the second.
+@pytest.mark.parametrize("policy, workers, epochs", [("pad-crop", 0, 1), ("trivialaugment", 0, 1),
+                                                     ("randaugment", 0, 1), ("trivialaugment", 2, 2)])
+def test_augmentation_options_train(hub_dataset, tiny_model_config, tmp_path, policy, workers, epochs):
     out = tmp_path / "out"
     run_train(*common_args(hub_dataset, tiny_model_config, out,
-                           **{"--epochs": 2, "--augmentation": policy, "--num-workers": workers}))
+                           **{"--epochs": epochs, "--augmentation": policy, "--num-workers": workers}))
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["args"]["augmentation"] == policy and len(metrics["eval_accuracy"]) == 2
+    assert metrics["args"]["augmentation"] == policy and len(metrics["eval_accuracy"]) == epochs
     assert metrics["args"]["num_workers"] == workers
+
+
+def test_trivialaugment_workers_under_two_process_ddp(hub_dataset, tiny_model_config, tmp_path):
+    """The policy loader yields (index, images) batches: accelerate must shard them across a gloo DDP group."""
+    out = tmp_path / "ddp"
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    run_train(*common_args(hub_dataset, tiny_model_config, out, **{"--epochs": 1, "--batch-size": 8,
+                                                                  "--augmentation": "trivialaugment",
+                                                                  "--num-workers": 1}), launcher=launcher)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["train_samples"] == 96 and len(metrics["eval_accuracy"]) == 1
 
 
 def test_policy_images_draw_per_image_in_each_worker():
