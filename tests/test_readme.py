@@ -169,3 +169,24 @@ def test_partial_runs_state_their_recorded_epoch_and_accuracy(folder, reached, p
     metrics = json.loads((ROOT / folder / "metrics.json").read_text())
     assert (metrics["epoch"][-1], metrics["args"]["epochs"]) == (reached, planned)
     assert stated == round(100 * metrics["eval_accuracy"][-1], 2)
+
+
+def test_spt_lsa_figures_match_the_run_and_the_78_09_run():
+    # README "What these runs show": the 100-epoch run with Shifted Patch Tokenization and Locality Self-Attention
+    # against the same settings without them.
+    run, old = (json.loads((ROOT / "results" / name / "metrics.json").read_text())
+                for name in ("improved-40-spt-lsa-100-epochs-trivialaugment", "improved-40-100-epochs-trivialaugment"))
+    new, base = run["eval_accuracy"], old["eval_accuracy"]
+    assert f"{100 * base[-1]:.2f}" == "78.09"
+    gaps = [100 * (a - b) for a, b in zip(new, base)]
+    lead_from = max([epoch for epoch, gap in enumerate(gaps, 1) if gap <= 0], default=0) + 1
+    best_epoch = new.index(max(new)) + 1
+    text = " ".join(README.split())
+    assert f"; {run['num_parameters']:,} parameters, {run['num_parameters'] - old['num_parameters']:,} more:" in text
+    assert (f"ended at **{100 * new[-1]:.2f}%** (best {100 * max(new):.2f}% at epoch {best_epoch}), {gaps[-1]:.2f} "
+            f"points above the 78.09% run, which it led at every epoch from {lead_from} on.") in text
+    assert f"ended at {run['train_loss'][-1]:.2f} against a test loss of {run['eval_loss'][-1]:.2f}." in text
+    first = next(epoch for epoch, accuracy in enumerate(new, 1) if accuracy >= 0.80)
+    above_from = max(epoch for epoch, accuracy in enumerate(new, 1) if accuracy < 0.80) + 1
+    assert (f"It is the first run here to reach 80% (first at epoch {first}, and at or above it at every epoch from "
+            f"{above_from} on)") in text

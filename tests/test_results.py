@@ -84,6 +84,19 @@ def test_improved_40_preset_is_the_committed_run():
         assert config[key] == value
 
 
+def test_improved_100_preset_is_the_committed_run():
+    # The README credits the 80% run to this preset: it must expand to exactly the settings that run had.
+    sys.path.insert(0, str(ROOT))
+    from run_train import load_model_config_overrides, parse_args
+
+    folder = ROOT / "results" / "improved-40-spt-lsa-100-epochs-trivialaugment"
+    ran = json.loads((folder / "metrics.json").read_text())["args"]
+    assert not settings_not_reproduced(ran, ["--recipe", "improved-100"])
+    config = json.loads((folder / "config.json").read_text())
+    for key, value in load_model_config_overrides(parse_args(["--recipe", "improved-100"]).model_config).items():
+        assert config[key] == value
+
+
 def readme_commands():
     """(output folder, argv) for each `python run_train.py ...` line in the README's Results commands."""
     readme = (ROOT / "README.md").read_text()

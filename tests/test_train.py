@@ -528,6 +528,9 @@ def test_recipe_presets_set_defaults_that_flags_override():
     short = parse_args(["--recipe", "improved-40"])
     for key, value in RECIPES["improved-40"].items():
         assert getattr(short, key) == value
+    long = parse_args(["--recipe", "improved-100"])
+    assert (long.epochs, long.augmentation, long.batch_size, long.lr) == (100, "trivialaugment", 64, 4e-3)
+    assert long.model_config == "configs/six-layers-mean-pooling-spt-lsa.json"
     assert parse_args(["--recipe", "improved-40", "--model-config", "other.json"]).model_config == "other.json"
 
 
