@@ -613,7 +613,7 @@ def main(argv=None):
         train_loader = torch.utils.data.DataLoader(torch.arange(len(train_labels)), batch_size=args.batch_size,
                                                    shuffle=True, pin_memory=on_gpu)
     else:
-        # Workers start afresh each epoch (~0.1 s), seeded from the training process's random state at that moment,
+        # Workers start afresh each epoch (one fork each), seeded from the training process's random state at that moment,
         # which checkpoints restore: a run resumed with the same --num-workers repeats the policy's draws (which
         # worker draws for which batch depends on that number). Persistent workers would keep streams seeded in
         # the first epoch, which a resumed run cannot repeat.
