@@ -168,8 +168,8 @@ def simple_vit_config_to_vit(config: SimpleViTConfig) -> ViTConfig:
     """The `transformers.ViTConfig` describing the same model as a SimpleViTConfig.
 
     Every SimpleViT with the default CLS pooling and learned positions (and neither of the small-dataset options)
-    is a ViT; `classifier_pooling="mean"`, `position_embedding_type="sincos"`, `shifted_patch_tokenization` and
-    `locality_self_attention` have no ViT counterpart.
+    is a ViT; `classifier_pooling="mean"`, `position_embedding_type="sincos"`, `shifted_patch_tokenization`,
+    `locality_self_attention` and `final_layernorm=False` have no ViT counterpart.
     """
     if getattr(config, "model_type", None) != "simple_vit":
         raise ConversionError(
@@ -188,6 +188,11 @@ def simple_vit_config_to_vit(config: SimpleViTConfig) -> ViTConfig:
     for option in ("shifted_patch_tokenization", "locality_self_attention"):
         if getattr(config, option, False):
             raise ConversionError(f"transformers' ViT has no {option}; this model has {option}=True")
+    if not getattr(config, "final_layernorm", True):
+        raise ConversionError(
+            "transformers' ViT layer-normalises the encoder's output before the classifier; this model has "
+            "final_layernorm=False (the tutorial's architecture), which it cannot represent"
+        )
     fields = {name: getattr(config, name) for name in ARCHITECTURE_FIELDS}
     task = {name: getattr(config, name, None) for name in TASK_FIELDS}
     return ViTConfig(**fields, **task)

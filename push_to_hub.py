@@ -200,6 +200,7 @@ def render_model_card(
             ("Position embeddings", "position_embedding_type", "learned"),  # likewise "learned"
             ("Shifted patch tokenization", "shifted_patch_tokenization", False),  # likewise off
             ("Locality self-attention", "locality_self_attention", False),
+            ("Final LayerNorm", "final_layernorm", True),  # configs saved before the option had it
         )
     )
     # The run's command-line arguments, minus unset ones and those that only describe the training machine

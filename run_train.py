@@ -36,7 +36,8 @@ ACCURACY_METRIC = ROOT / "metrics" / "accuracy"  # a local `evaluate` module: ev
 
 # Presets: each sets defaults that explicit flags still override. "tutorial" is the argparse defaults themselves.
 RECIPES = {
-    "tutorial": {},
+    # The tutorial's model (no final LayerNorm before the classifier) and its training settings (the argparse defaults).
+    "tutorial": {"model_config": "configs/tutorial.json"},
     # Same model and augmentation; a schedule that anneals to zero, more and smaller steps, label smoothing,
     # and no decay on biases, norms and embeddings.
     # Stronger augmentation (--augmentation trivialaugment|randaugment) stays an option: see README "Results".
