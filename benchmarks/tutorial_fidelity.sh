@@ -2,7 +2,7 @@
 # Controlled runs for "--recipe tutorial is the tutorial": the same model (SimpleViT with the tutorial's
 # architecture) trained by the tutorial's own loop and pipeline, and by run_train.py, for the same seeds.
 #   bash benchmarks/tutorial_fidelity.sh EPOCHS "SEEDS" [OUT]      e.g. bash benchmarks/tutorial_fidelity.sh 3 "0 1"
-# Also trains the tutorial's own vit.py (its model) for the same seeds, as the target curve.
+# With TUTORIAL_MODEL=1 it also trains the tutorial's own vit.py (its model) for the same seeds, the target curve.
 # Needs ../shared (the tutorial's code, its harness and the local CIFAR-10 copy). One JSON line per epoch and run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +11,7 @@ PY=${PYTHON:-.venv/bin/python}
 SHARED=$(cd ../shared && pwd)
 mkdir -p "$OUT"
 for seed in $SEEDS; do
-  [ -s "$OUT/tutorial-model-seed$seed.jsonl" ] ||
+  [ "${TUTORIAL_MODEL:-0}" != 1 ] || [ -s "$OUT/tutorial-model-seed$seed.jsonl" ] ||
     "$PY" "$SHARED/tools/tutorial_on_local_copy.py" "$EPOCHS" "$seed" > "$OUT/tutorial-model-seed$seed.jsonl"
   [ -s "$OUT/tutorial-loop-seed$seed.jsonl" ] ||
     TUTORIAL_DIR=benchmarks/tutorial_loop "$PY" "$SHARED/tools/tutorial_on_local_copy.py" "$EPOCHS" "$seed" \
