@@ -18,8 +18,8 @@ printed.
 
 import argparse
 import json
-import re
 import math
+import re
 import shutil
 import sys
 import tempfile
@@ -198,7 +198,7 @@ class DatasetSource:
     def label(self) -> str:
         if self.hub_id and self.local_folder:
             return f"{self.hub_id} (local copy)"
-        return self.hub_id or self.local_folder or "an image folder"
+        return self.hub_id or self.local_folder or "a dataset metrics.json does not name"
 
 
 def dataset_source(dataset_name: str | None, labels, dataset_id: str | None = None) -> DatasetSource:
