@@ -1,7 +1,7 @@
 """Share a trained SimpleViT on the Hugging Face Hub, exactly as any `transformers` model is shared.
 
     python push_to_hub.py --checkpoint results/seed-config --repo-id USER/NAME [--private] [--revision BRANCH]
-    python push_to_hub.py --checkpoint results/seed-config --repo-id USER/NAME --dry-run --local-dir staged/
+    python push_to_hub.py --checkpoint results/seed-config --dry-run --local-dir staged/   [--repo-id USER/NAME]
 
 The script works in two steps, so that what is uploaded can be inspected first:
 
@@ -18,10 +18,13 @@ printed.
 
 import argparse
 import json
+import math
 import re
 import shutil
 import sys
 import tempfile
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -47,7 +50,54 @@ FIGURES = {
     ),
 }
 # run_train.py arguments left out of the model card: they describe the machine, not the training recipe.
-MACHINE_ARGS = {"output_dir", "resume_from_checkpoint", "save_model_every", "num_workers", "report_to", "exp_name"}
+MACHINE_ARGS = {
+    "output_dir", "resume_from_checkpoint", "save_model_every", "num_workers", "report_to", "exp_name",
+    "with_tracking", "print_config",
+}  # fmt: skip
+# Arguments that only matter when no evaluation split existed and one was carved out of train: listed in the card
+# only then (a run that evaluated on the dataset's own `test` split never used them).
+CARVE_ARGS = {"validation_split_percentage", "train_val_split"}
+# How a SimpleViT config can differ from `transformers`' ViT: field -> (the value that matches ViT, which is also
+# what a config saved before the option existed means; what the model does instead). A model with any of them
+# computes something `ViTForImageClassification` cannot, so convert_vit_checkpoint.py refuses to convert it.
+NON_VIT_OPTIONS = {
+    "classifier_pooling": (
+        "cls",
+        "the classifier reads the **mean of the final patch tokens** (`classifier_pooling=\"mean\"`), not the CLS "
+        "token",
+    ),
+    "position_embedding_type": (
+        "learned",
+        "**fixed 2-D sine-cosine position embeddings** (`position_embedding_type=\"sincos\"`), not learned ones",
+    ),
+    "shifted_patch_tokenization": (
+        False,
+        "**Shifted Patch Tokenization** (`shifted_patch_tokenization=True`): each patch is embedded together with "
+        "its four diagonal shifts by half a patch",
+    ),
+    "locality_self_attention": (
+        False,
+        "**Locality Self-Attention** (`locality_self_attention=True`): no token attends to itself, and each layer "
+        "learns the scale of its attention scores",
+    ),
+    "final_layernorm": (
+        True,
+        "**no LayerNorm after the last layer** (`final_layernorm=False`, the tutorial's architecture): the "
+        "classifier reads the last layer's output directly",
+    ),
+}
+# Hub datasets that a local folder is recognised as a copy of (see `dataset_source`): the folder names a copy
+# goes by, the class names in label-id order (the model's id2label, which training took from the dataset), and
+# the size of each split, to say "first 500 of 10,000" when only part of a split was evaluated.
+KNOWN_HUB_DATASETS = {
+    "uoft-cs/cifar10": {
+        "folder_names": ("cifar10", "cifar-10", "cifar_10"),
+        "labels": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+        "split_sizes": {"train": 50_000, "test": 10_000},
+    },
+}
+# The repository name used in the card when a dry run is given no --repo-id.
+PLACEHOLDER_NAMESPACE = "USER"
 # Facts about the run that metrics.json records beside the per-epoch numbers, with their names in the card.
 RUN_FACTS = {
     "num_parameters": "parameters",
@@ -137,6 +187,151 @@ def hub_dataset_id(dataset_name: str | None) -> str | None:
     return dataset_name if re.fullmatch(r"[\w.-]+(/[\w.-]+)?", dataset_name) else None
 
 
+@dataclass
+class DatasetSource:
+    """What the model was trained on, as the card names it."""
+
+    hub_id: str | None  # the Hub dataset (linked in the metadata), None for an unrecognised local folder
+    local_folder: str | None  # the folder's name when training read a local folder (a copy or not)
+
+    @property
+    def label(self) -> str:
+        if self.hub_id and self.local_folder:
+            return f"{self.hub_id} (local copy)"
+        return self.hub_id or self.local_folder or "a dataset metrics.json does not name"
+
+
+def dataset_source(dataset_name: str | None, labels, dataset_id: str | None = None) -> DatasetSource:
+    """Name the training dataset: a Hub id when there is one, with a note when a local copy was read.
+
+    The rule, in order: an explicit `dataset_id` (push_to_hub.py --dataset-id) wins; a `dataset_name` that is a Hub
+    id is used as is; a local folder is taken for a copy of a dataset in KNOWN_HUB_DATASETS only when BOTH its
+    name is one such a copy goes by (e.g. `cifar10`) AND the model's class names, in label-id order, are that
+    dataset's (training reads them from the dataset's ClassLabel). Any other local folder is just a folder.
+    """
+    local = dataset_name if dataset_name and not hub_dataset_id(dataset_name) else None
+    local_folder = (Path(local).expanduser().name or local) if local else None
+    if dataset_id:
+        return DatasetSource(dataset_id, local_folder)
+    if not local:
+        return DatasetSource(dataset_name, None)
+    for hub_id, known in KNOWN_HUB_DATASETS.items():
+        if local_folder.lower() in known["folder_names"] and tuple(labels) == known["labels"]:
+            return DatasetSource(hub_id, local_folder)
+    return DatasetSource(None, local_folder)
+
+
+@dataclass
+class Evaluation:
+    """Which images the reported accuracy was measured on."""
+
+    split: str  # for the model-index: the split's name, or a description of one carved from train
+    where: str  # "the `test` split"
+    count: str  # "all 10,000 images", "first 500 of 10,000 images"
+    subset: bool  # only the first `samples` images of the split (--max-eval-samples)
+    carved: bool | None  # held out of train because the dataset had no eval split; None: not recorded
+    samples: int | None
+
+    @property
+    def description(self) -> str:
+        return f"{self.where}, {self.count}"
+
+
+def describe_evaluation(metrics: dict, hub_id: str | None = None) -> Evaluation:
+    """Read from metrics.json which split was evaluated and on how many of its images.
+
+    run_train.py records the split it evaluated in `metrics["eval_split"]` (a split's name, or a description
+    of a part carved from train, which is anything that is not a plain name such as `train[carved 15%]`). A
+    metrics.json from before that key only has the requested `--eval-split`, which was carved from train when
+    the dataset lacked it: that is decided here from the image counts where they allow it (see `_was_carved`),
+    and the card says it is not recorded where they do not.
+    """
+    args = metrics.get("args", {})
+    samples = metrics.get("eval_samples")
+    recorded = metrics.get("eval_split")
+    train_split = args.get("train_split", "train")
+    if recorded is not None:
+        split, carved = str(recorded), not re.fullmatch(r"[\w.-]+", str(recorded))
+    else:
+        split, carved = args.get("eval_split", "test"), _was_carved(metrics, hub_id)
+    percentage = args.get("validation_split_percentage")
+    if percentage is None and args.get("train_val_split") is not None:
+        percentage = 100 * args["train_val_split"]
+
+    if carved:
+        where = f"`{split}` (held out of the training data for evaluation)"
+    elif carved is None:
+        held_out = f"{percentage:g}% of `{train_split}`" if percentage is not None else f"a part of `{train_split}`"
+        where = (
+            f"the `{split}` split (or, had the dataset no `{split}` split, {held_out} held out: this metrics.json "
+            "predates the record of which)"
+        )
+    else:
+        where = f"the `{split}` split"
+
+    limit = args.get("max_eval_samples")
+    # The size of the whole split, where it is known (a recognised Hub dataset's own split).
+    total = KNOWN_HUB_DATASETS.get(hub_id, {}).get("split_sizes", {}).get(split) if carved is False else None
+    # --max-eval-samples N keeps the first N images; a split of at most N images was evaluated whole.
+    subset = limit is not None and samples is not None and samples >= limit and total != samples
+    if samples is None:
+        count = "number of images not recorded"
+    elif not subset:
+        count = f"all {samples:,} images"
+    elif total and total > samples:
+        count = f"first {samples:,} of {total:,} images"
+    else:
+        count = f"first {samples:,} images only (--max-eval-samples {limit})"
+    return Evaluation(split, where, count, subset, carved, samples)
+
+
+def _was_carved(metrics: dict, hub_id: str | None = None) -> bool | None:
+    """For a metrics.json without `eval_split`: was the evaluation split carved out of train? None: can't tell.
+
+    Carving takes ceil(p * N) of the N training rows for evaluation and trains on the rest
+    (`datasets.Dataset.train_test_split`, the same expression). So counts not cut by --max-*-samples prove that
+    nothing was carved when they do not fit it, or when training saw a recognised dataset's whole train split.
+    Counts that fit are no proof (a dataset can ship a 10% test split), and cut counts say nothing.
+    """
+    args = metrics.get("args", {})
+    train, evaluation = metrics.get("train_samples"), metrics.get("eval_samples")
+    percentage = args.get("validation_split_percentage")
+    cut = {
+        name: count is None or (limit is not None and count >= limit)
+        for name, count, limit in (
+            ("train", train, args.get("max_train_samples")), ("eval", evaluation, args.get("max_eval_samples"))
+        )
+    }  # fmt: skip
+    train_size = KNOWN_HUB_DATASETS.get(hub_id, {}).get("split_sizes", {}).get(args.get("train_split", "train"))
+    if not cut["train"] and train_size is not None and train == train_size:
+        return False
+    if cut["train"] or cut["eval"] or percentage is None:
+        return None
+    return False if evaluation != math.ceil(percentage / 100 * (train + evaluation)) else None
+
+
+def architecture_differences(config: dict) -> list[str]:
+    """How this model differs from `transformers`' ViT (see NON_VIT_OPTIONS); empty for a plain ViT."""
+    return [text for key, (vit_value, text) in NON_VIT_OPTIONS.items() if config.get(key, vit_value) != vit_value]
+
+
+def shown_training_args(args: dict, evaluation: Evaluation, dataset_label: str) -> dict:
+    """The run's command-line arguments that shaped the result, for the card's training table.
+
+    Left out: unset ones, those that only describe the training machine (paths, worker counts, loggers), the
+    carving percentage when nothing was carved, and the requested --eval-split when it was absent and train was
+    carved instead. A local dataset path is shown as the dataset's label.
+    """
+    shown = {key: value for key, value in args.items() if value is not None and key not in MACHINE_ARGS}
+    if evaluation.carved is False:
+        shown = {key: value for key, value in shown.items() if key not in CARVE_ARGS}
+    if evaluation.carved:
+        shown.pop("eval_split", None)
+    if "dataset_name" in shown:
+        shown["dataset_name"] = dataset_label
+    return shown
+
+
 def render_model_card(
     repo_id: str,
     config: dict,
@@ -148,20 +343,20 @@ def render_model_card(
     """Build the model card: YAML metadata (incl. a model-index with the measured accuracy) and a body.
 
     `config` is the parsed config.json, `metrics` the parsed metrics.json, `figures` the image files that are
-    staged beside the card, `dataset_id` the Hub dataset the model was trained on (defaults to the training
-    run's --dataset-name when that is a Hub id rather than a local folder). Returns a `huggingface_hub.ModelCard`.
+    staged beside the card, `dataset_id` the Hub dataset the model was trained on (default: see
+    `dataset_source`). Everything the card says about the model and its evaluation comes from these two files:
+    the architecture from the config (and how it differs from `transformers`' ViT), the split and the number of
+    images behind the accuracy from metrics.json. Returns a `huggingface_hub.ModelCard`.
     """
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
     args = metrics.get("args", {})
-    dataset_name = args.get("dataset_name")
-    dataset_id = dataset_id or hub_dataset_id(dataset_name)
-    # The card shows the dataset's Hub id; a local folder is described by its name only.
-    dataset_label = dataset_id or (Path(dataset_name).name if dataset_name else "an image folder")
-    eval_split = args.get("eval_split", "test")
+    labels = [config["id2label"][key] for key in sorted(config.get("id2label", {}), key=int)]
+    # run_train.py records the dataset it read in metrics.json; older runs only have it among their args.
+    source = dataset_source(metrics.get("dataset_name", args.get("dataset_name")), labels, dataset_id)
+    evaluation = describe_evaluation(metrics, source.hub_id)
     final_accuracy = float(metrics["eval_accuracy"][-1])  # the model being shared is the final epoch's
     model_name = repo_id.split("/")[-1]
-    labels = [config["id2label"][key] for key in sorted(config.get("id2label", {}), key=int)]
 
     card_data = ModelCardData(
         library_name="transformers",
@@ -169,19 +364,20 @@ def render_model_card(
         license=license,
         # "custom_code" is the Hub's tag for models that load with trust_remote_code=True.
         tags=["image-classification", "vision", "vit", "simple-vit", "custom_code"],
-        datasets=[dataset_id] if dataset_id else None,
+        datasets=[source.hub_id] if source.hub_id else None,
         metrics=["accuracy"],
         model_name=model_name,
         eval_results=[
             EvalResult(
                 task_type="image-classification",
                 task_name="Image Classification",
-                # model-index wants a dataset type; "imagefolder" is the loader that read a local folder.
-                dataset_type=dataset_id or "imagefolder",
-                dataset_name=dataset_label,
-                dataset_split=eval_split,
+                # model-index wants a dataset type; "imagefolder" is the loader that read an unrecognised folder.
+                dataset_type=source.hub_id or "imagefolder",
+                # Shown beside the number on the Hub: which images it was measured on, in so many words.
+                dataset_name=f"{source.label}, {evaluation.split} split, {evaluation.count}",
+                dataset_split=evaluation.split,
                 metric_type="accuracy",
-                metric_name="Accuracy",
+                metric_name=f"Accuracy (first {evaluation.samples:,} images)" if evaluation.subset else "Accuracy",
                 metric_value=final_accuracy,
             )
         ],
@@ -196,18 +392,41 @@ def render_model_card(
             ("Layers", "num_hidden_layers", "?"),
             ("Attention heads", "num_attention_heads", "?"),
             ("MLP size", "intermediate_size", "?"),
-            ("Classifier pooling", "classifier_pooling", "cls"),  # configs saved before the option read "cls"
-            ("Position embeddings", "position_embedding_type", "learned"),  # likewise "learned"
-            ("Shifted patch tokenization", "shifted_patch_tokenization", False),  # likewise off
+            # A config saved before an option existed has the ViT value (NON_VIT_OPTIONS).
+            ("Classifier pooling", "classifier_pooling", NON_VIT_OPTIONS["classifier_pooling"][0]),
+            ("Position embeddings", "position_embedding_type", NON_VIT_OPTIONS["position_embedding_type"][0]),
+            ("Shifted patch tokenization", "shifted_patch_tokenization", False),
             ("Locality self-attention", "locality_self_attention", False),
-            ("Final LayerNorm", "final_layernorm", True),  # configs saved before the option had it
+            ("Final LayerNorm", "final_layernorm", True),
         )
     )
-    # The run's command-line arguments, minus unset ones and those that only describe the training machine
-    # (paths, worker counts, loggers); a local dataset path is shown by its folder name.
-    shown_args = {key: value for key, value in args.items() if value is not None and key not in MACHINE_ARGS}
-    if "dataset_name" in shown_args:
-        shown_args["dataset_name"] = dataset_label
+    differences = architecture_differences(config)
+    if differences:
+        relation = (
+            "It is a pre-norm Vision Transformer like `transformers`' ViT, **except** that it has\n\n"
+            + "\n".join(f"- {text}" for text in differences)
+            + "\n\n`transformers`' `ViTForImageClassification` has no counterpart for "
+            + ("this" if len(differences) == 1 else "these")
+            + ", so this model cannot be converted to a ViT checkpoint: it runs with its own code only."
+        )
+    else:
+        relation = (
+            "For its config it computes exactly what `transformers`' `ViTForImageClassification` computes (pre-norm "
+            "layers, a CLS token that the classifier reads after a final LayerNorm, learned position embeddings), "
+            "so it also converts to a plain ViT checkpoint (the SimpleViT project's `convert_vit_checkpoint.py`)."
+        )
+    dataset_note = ""
+    if source.hub_id and source.local_folder:
+        dataset_note = (
+            f"\n\nTraining and evaluation read a local copy of [`{source.hub_id}`]"
+            f"(https://huggingface.co/datasets/{source.hub_id}) (folder `{source.local_folder}`), not the files on "
+            "the Hub; a copy can differ from them (re-encoded images, another row order)."
+        )
+    subset_note = (
+        " Only part of the split was evaluated, so the accuracy on the whole split may differ." if evaluation.subset
+        else ""
+    )
+    shown_args = shown_training_args(args, evaluation, source.label)
     training = "\n".join(f"| `{key}` | `{value}` |" for key, value in shown_args.items())
     for key, name in RUN_FACTS.items():
         if key in metrics:
@@ -227,13 +446,14 @@ def render_model_card(
     body = f"""
 # {model_name}
 
-A small Vision Transformer (**SimpleViT**) written from scratch and trained on **{dataset_label}**. The code
-(`configuration_simple_vit.py`, `modeling_simple_vit.py`) ships in this repository and follows `transformers`'
-ViT exactly (pre-norm layers, a CLS token, learned position embeddings), so it loads through the usual
+A small Vision Transformer (**SimpleViT**) written from scratch and trained on **{source.label}**. The code
+(`configuration_simple_vit.py`, `modeling_simple_vit.py`) ships in this repository and loads through the usual
 `Auto` classes with `trust_remote_code=True`. Read the two files before running them: that is the code
 `trust_remote_code` executes.
 
-It reaches **{final_accuracy:.2%}** accuracy on the `{eval_split}` split after the final epoch.
+{relation}{dataset_note}
+
+After the final epoch it reaches **{final_accuracy:.2%}** accuracy on {evaluation.description}.{subset_note}
 
 | Architecture | |
 |---|---|
@@ -275,6 +495,8 @@ To look at what the model attends to, load it with `attn_implementation="eager"`
 
 ## Results
 
+Evaluated on {evaluation.description}, after every epoch.
+
 | Epoch | Train loss | Eval loss | Eval accuracy |
 |---|---|---|---|
 {results}
@@ -305,7 +527,9 @@ def stage_repo(
 ) -> Path:
     """Copy the shareable files of `checkpoint` into `local_dir` and write the model card; return `local_dir`.
 
-    `local_dir` must be new or empty: whatever is in it gets uploaded, so stale files would be shared too.
+    `local_dir` must be new or empty: whatever is in it gets uploaded, so stale files would be shared too. The
+    files are staged in a hidden sibling folder that is renamed to `local_dir` once complete, so an interrupted
+    run leaves no half-staged folder that a later upload would share.
     """
     checkpoint, local_dir = Path(checkpoint), Path(local_dir)
     check_repo_id(repo_id)
@@ -314,18 +538,38 @@ def stage_repo(
         raise PushError("--local-dir must not be the checkpoint folder itself")
     if local_dir.exists() and (not local_dir.is_dir() or any(local_dir.iterdir())):
         raise PushError(f"staging folder {local_dir} already exists and is not empty; pick a new --local-dir")
-    local_dir.mkdir(parents=True, exist_ok=True)
-
-    for name in REQUIRED_FILES:
-        shutil.copy2(checkpoint / name, local_dir / name)
-    figures = [name for name in FIGURES if (checkpoint / name).is_file()]
-    for name in figures:
-        shutil.copy2(checkpoint / name, local_dir / name)
-
     config = _read_json(checkpoint / "config.json")
+    figures = [name for name in FIGURES if (checkpoint / name).is_file()]
     card = render_model_card(repo_id, config, metrics, figures, dataset_id=dataset_id, license=license)
-    card.save(local_dir / "README.md")
+
+    local_dir.parent.mkdir(parents=True, exist_ok=True)
+    partial = local_dir.parent / f".{local_dir.name}.partial-{uuid.uuid4().hex[:8]}"
+    partial.mkdir()  # not tempfile.mkdtemp: its folder is private (0700), the staged one should not be
+    try:
+        for name in (*REQUIRED_FILES, *figures):
+            shutil.copy2(checkpoint / name, partial / name)
+        card.save(partial / "README.md")
+        if local_dir.exists():
+            local_dir.rmdir()  # checked empty above
+        partial.rename(local_dir)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     return local_dir
+
+
+def placeholder_repo_id(checkpoint: Path) -> str:
+    """The repo id a dry run without --repo-id writes into the card: USER/<checkpoint folder name>."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    # The checkpoint folder (e.g. results/seed-config) usually names the model; made a valid repo name if needed.
+    name = re.sub(r"-{2,}", "-", re.sub(r"[^\w.-]+", "-", checkpoint.resolve().name)).strip("-.")[:96]
+    repo_id = f"{PLACEHOLDER_NAMESPACE}/{name}"
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError:
+        return f"{PLACEHOLDER_NAMESPACE}/simple-vit"
+    return repo_id
 
 
 def push(
@@ -366,7 +610,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--checkpoint", required=True, type=Path, help="output folder of run_train.py")
-    parser.add_argument("--repo-id", required=True, help="Hub repository, USER/NAME")
+    parser.add_argument(
+        "--repo-id", default=None,
+        help=f"Hub repository, USER/NAME (required unless --dry-run; a dry run without it names the repository "
+        f"{PLACEHOLDER_NAMESPACE}/<checkpoint folder name> in the card)",
+    )
     parser.add_argument("--private", action="store_true", help="create the repository as private")
     parser.add_argument("--revision", default=None, help="branch to commit to (created if needed); default main")
     parser.add_argument("--commit-message", default=None, help="message of the upload commit")
@@ -385,6 +633,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.dry_run and args.local_dir is None:
         parser.error("--dry-run needs --local-dir to know where to stage the repository")
+    if args.repo_id is None and not args.dry_run:
+        parser.error("--repo-id is required to upload (only a --dry-run can do without it)")
     return args
 
 
@@ -393,7 +643,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         try:
             # Everything that can be wrong with the input is checked before a single request is made.
-            check_repo_id(args.repo_id)
+            repo_id = args.repo_id or placeholder_repo_id(args.checkpoint)
+            check_repo_id(repo_id)
             check_checkpoint(args.checkpoint)
             token = None if args.dry_run else resolve_token(args.token)
             if not args.dry_run:
@@ -402,7 +653,7 @@ def main(argv=None) -> int:
                 if constants.HF_HUB_OFFLINE:
                     raise PushError("HF_HUB_OFFLINE is set, so nothing can be uploaded; unset it (or use --dry-run)")
             local_dir = args.local_dir or Path(tmp) / "repo"
-            stage_repo(args.checkpoint, local_dir, args.repo_id, dataset_id=args.dataset_id, license=args.license)
+            stage_repo(args.checkpoint, local_dir, repo_id, dataset_id=args.dataset_id, license=args.license)
         except PushError as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
@@ -410,6 +661,9 @@ def main(argv=None) -> int:
         staged = sorted(path.name for path in local_dir.iterdir())
         print(f"Staged {len(staged)} files in {local_dir}: {', '.join(staged)}")
         if args.dry_run:
+            if args.repo_id is None:
+                print(f"No --repo-id: the model card names the placeholder {repo_id}; stage again with --repo-id "
+                      "to name the real repository.")
             print("Dry run: nothing was sent to the Hub.")
             return 0
         try:

@@ -1,5 +1,7 @@
 """attention_maps.py: the maps' shapes and maths (rollout above all), the CLI's figure, and the notebook."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -175,29 +177,103 @@ def test_cli_errors_are_one_line(checkpoint, synthetic_dataset, tmp_path, capsys
     assert not (tmp_path / "out.png").exists()
 
 
-def test_notebook_runs_headless_and_draws(checkpoint, synthetic_dataset, monkeypatch, tmp_path):
-    """CI's notebook check: every cell runs on the tiny checkpoint, and figures come out as PNG outputs."""
+NOTEBOOK = ROOT / "notebooks" / "attention_maps.ipynb"
+# The local CIFAR-10 copy the committed notebook's outputs were made from, as the notebook (run in notebooks/) names it.
+CIFAR10_COPY = ROOT.parent / "shared" / "datasets" / "cifar10"
+
+
+def execute_notebook_copy(monkeypatch, tmp_path, dataset, checkpoint=None):
+    """Run a copy of the committed notebook, its saved outputs stripped first, in notebooks/; return it run.
+
+    Stripping means every output checked afterwards was made by this run; running a copy leaves the committed
+    file, outputs and all, exactly as it is (checked here too).
+    """
     import nbformat
     from nbclient import NotebookClient
 
-    notebook = nbformat.read(ROOT / "notebooks" / "attention_maps.ipynb", as_version=4)
+    committed = NOTEBOOK.read_bytes()
+    copy = tmp_path / NOTEBOOK.name
+    copy.write_bytes(committed)
+    notebook = nbformat.read(copy, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
     # The kernel inherits this environment: the checkpoint and dataset to use, and the offline Hub.
-    monkeypatch.setenv("SIMPLE_VIT_CHECKPOINT", str(checkpoint))
-    monkeypatch.setenv("SIMPLE_VIT_DATASET", str(synthetic_dataset))
+    if checkpoint is None:
+        monkeypatch.delenv("SIMPLE_VIT_CHECKPOINT", raising=False)  # the notebook's default: results/seed-config
+    else:
+        monkeypatch.setenv("SIMPLE_VIT_CHECKPOINT", str(checkpoint))
+    monkeypatch.setenv("SIMPLE_VIT_DATASET", str(dataset))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("MPLBACKEND", raising=False)
     # Only this environment's own "python3" kernel (ipykernel ships it; its "python" means this interpreter):
     # hide any user-level kernel of the same name that may point at another Python.
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter-data"))
     monkeypatch.delenv("JUPYTER_PATH", raising=False)
+    # In notebooks/ (not beside the copy): the notebook finds attention_maps.py from its folder upwards.
     client = NotebookClient(
-        notebook, kernel_name="python3", timeout=180, resources={"metadata": {"path": str(ROOT / "notebooks")}}
+        notebook, kernel_name="python3", timeout=180, resources={"metadata": {"path": str(NOTEBOOK.parent)}}
     )
     client.execute()  # raises CellExecutionError if any cell fails
+    assert NOTEBOOK.read_bytes() == committed
+    return notebook
 
-    outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+
+def code_outputs(notebook) -> list:
+    return [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+
+
+def printed_lines(notebook) -> list[list[str]]:
+    """What each code cell printed on stdout (not stderr: warnings and progress bars vary between setups)."""
+    return [
+        "".join(o.text for o in cell.outputs if o.output_type == "stream" and o.name == "stdout").splitlines()
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+    ]
+
+
+def figure_counts(notebook) -> list[int]:
+    return [sum("image/png" in o.get("data", {}) for o in cell.outputs) for cell in notebook.cells
+            if cell.cell_type == "code"]  # fmt: skip
+
+
+def test_notebook_runs_headless_and_draws(checkpoint, synthetic_dataset, monkeypatch, tmp_path):
+    """CI's notebook check: every cell runs on the tiny checkpoint, and figures come out as PNG outputs."""
+    notebook = execute_notebook_copy(monkeypatch, tmp_path, synthetic_dataset, checkpoint=checkpoint)
+
+    outputs = code_outputs(notebook)
     assert not [o for o in outputs if o.output_type == "error"]
     pngs = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(pngs) >= 3, "expected the prediction grid, the per-layer maps and the per-head maps"
     printed = "".join(output.get("text", "") for output in outputs)
     assert any(name in printed for name in CLASS_NAMES)  # the model's classes are the dataset's names
+
+
+def test_committed_notebook_shows_its_maps():
+    """Opened on GitHub or the Hub, the notebook shows its figures: committed run, small, no errors."""
+    import nbformat
+
+    assert NOTEBOOK.stat().st_size < 1_000_000  # readable in a browser, and a small diff when re-run
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    # Run top to bottom in one kernel: every code cell, in order (no cell left unrun or run twice).
+    assert [cell.execution_count for cell in code_cells] == list(range(1, len(code_cells) + 1))
+    outputs = code_outputs(notebook)
+    assert not [o for o in outputs if o.output_type == "error"]
+    pngs = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(pngs) >= 3  # the prediction grid, the per-layer maps and the per-head maps
+    text = "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
+    assert "model: results/seed-config" in text and str(ROOT) not in text  # the committed model, no local path
+
+
+@pytest.mark.skipif(not CIFAR10_COPY.is_dir(), reason=f"needs the local CIFAR-10 copy at {CIFAR10_COPY}")
+def test_committed_notebook_outputs_are_those_of_the_committed_model(monkeypatch, tmp_path):
+    """Run again on results/seed-config and the local CIFAR-10 copy, the notebook prints what it has saved."""
+    import nbformat
+
+    dataset = os.path.relpath(CIFAR10_COPY, NOTEBOOK.parent)  # as the committed run named it
+    notebook = execute_notebook_copy(monkeypatch, tmp_path, dataset)
+    committed = nbformat.read(NOTEBOOK, as_version=4)
+    assert printed_lines(notebook) == printed_lines(committed)
+    assert any("predicted correctly" in line for lines in printed_lines(committed) for line in lines)
+    assert figure_counts(notebook) == figure_counts(committed)

@@ -172,6 +172,210 @@ def test_model_card_for_a_local_dataset_folder():
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# The card tells the truth: architecture, dataset, and the images behind the accuracy
+# ---------------------------------------------------------------------------------------------------------------
+
+CIFAR10_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR10_CONFIG = {"id2label": {str(i): name for i, name in enumerate(CIFAR10_NAMES)}, "image_size": 32}
+# An odd, small but valid SimpleViT: the card's architecture claims are checked against the real conversion.
+TINY_ARCHITECTURE = dict(
+    image_size=30, patch_size=5, hidden_size=36, num_hidden_layers=2, num_attention_heads=6, intermediate_size=37
+)
+# Each option that makes a SimpleViT something transformers' ViT is not, and what its card must call it.
+NON_VIT_CASES = {
+    "shifted_patch_tokenization": (True, "Shifted Patch Tokenization"),
+    "locality_self_attention": (True, "Locality Self-Attention"),
+    "classifier_pooling": ("mean", "mean of the final patch tokens"),
+    "position_embedding_type": ("sincos", "sine-cosine position embeddings"),
+    "final_layernorm": (False, "no LayerNorm after the last layer"),
+}
+
+
+def cifar_metrics(eval_samples=10_000, train_samples=50_000, **args):
+    """metrics.json as run_train.py wrote it before it recorded the evaluated split (no "eval_split" key)."""
+    return {
+        "eval_accuracy": [0.5, 0.625],
+        "eval_samples": eval_samples,
+        "train_samples": train_samples,
+        "args": {
+            "dataset_name": "uoft-cs/cifar10", "train_split": "train", "eval_split": "test",
+            "validation_split_percentage": 10.0, "max_train_samples": None, "max_eval_samples": None,
+            "seed": 42, "epochs": 2, **args,
+        },
+    }  # fmt: skip
+
+
+def accuracy_sentence(card) -> str:
+    """The body's one sentence that states the final accuracy."""
+    (line,) = [line for line in card.text.splitlines() if "**62.50%** accuracy" in line]
+    return line
+
+
+def test_card_of_a_plain_vit_says_it_matches_vit_and_converts():
+    import convert_vit_checkpoint
+    from configuration_simple_vit import SimpleViTConfig
+
+    config = SimpleViTConfig(**TINY_ARCHITECTURE).to_dict()
+    convert_vit_checkpoint.simple_vit_config_to_vit(SimpleViTConfig(**TINY_ARCHITECTURE))  # it does convert
+    card = push_to_hub.render_model_card("me/model", config, cifar_metrics())
+    assert "computes exactly what `transformers`' `ViTForImageClassification` computes" in card.text
+    assert "cannot be converted" not in card.text
+    # A config saved before the options existed is a plain ViT too.
+    assert push_to_hub.architecture_differences({"image_size": 32}) == []
+
+
+@pytest.mark.parametrize("option", sorted(NON_VIT_CASES))
+def test_card_of_a_non_vit_model_names_the_difference_and_no_conversion(option):
+    import convert_vit_checkpoint
+    from configuration_simple_vit import SimpleViTConfig
+
+    value, name = NON_VIT_CASES[option]
+    model_config = SimpleViTConfig(**TINY_ARCHITECTURE, **{option: value})
+    with pytest.raises(convert_vit_checkpoint.ConversionError):  # what the card says is what conversion does
+        convert_vit_checkpoint.simple_vit_config_to_vit(model_config)
+    card = push_to_hub.render_model_card("me/model", model_config.to_dict(), cifar_metrics())
+    assert "exactly" not in card.text and "follows `transformers`' ViT" not in card.text
+    assert name in card.text and "cannot be converted to a ViT checkpoint" in card.text
+    others = [text for key, (_, text) in NON_VIT_CASES.items() if key != option]
+    assert not [text for text in others if text in card.text]  # only the differences it has
+
+
+def test_card_of_an_spt_lsa_model_names_both_options():
+    config = {**CIFAR10_CONFIG, "shifted_patch_tokenization": True, "locality_self_attention": True}
+    card = push_to_hub.render_model_card("me/model", config, cifar_metrics())
+    assert "exactly" not in card.text
+    assert "Shifted Patch Tokenization" in card.text and "Locality Self-Attention" in card.text
+    assert "no counterpart for these" in card.text
+    assert "| Shifted patch tokenization | True |" in card.text and "| Locality self-attention | True |" in card.text
+
+
+def test_every_config_field_vit_lacks_is_described_by_the_card():
+    """A new SimpleViT-only option must get a NON_VIT_OPTIONS entry, or the card would call the model a ViT."""
+    from transformers import ViTConfig
+
+    from configuration_simple_vit import SimpleViTConfig
+
+    simple_vit_only = set(SimpleViTConfig().to_dict()) - set(ViTConfig().to_dict())
+    assert simple_vit_only == set(push_to_hub.NON_VIT_OPTIONS) == set(NON_VIT_CASES)
+    defaults = SimpleViTConfig().to_dict()
+    assert all(defaults[key] == vit_value for key, (vit_value, _) in push_to_hub.NON_VIT_OPTIONS.items())
+
+
+def test_card_of_a_500_image_evaluation_says_500_of_10000():
+    card = push_to_hub.render_model_card(
+        "me/model", CIFAR10_CONFIG, cifar_metrics(eval_samples=500, max_eval_samples=500)
+    )
+    sentence = accuracy_sentence(card)
+    assert "the `test` split, first 500 of 10,000 images" in sentence and "whole split may differ" in sentence
+    assert "Evaluated on the `test` split, first 500 of 10,000 images" in card.text  # above the results table
+    (result,) = card.data.eval_results
+    assert result.dataset_split == "test"
+    assert "first 500 of 10,000 images" in result.dataset_name and "500" in result.metric_name
+
+    full = push_to_hub.render_model_card("me/model", CIFAR10_CONFIG, cifar_metrics())
+    assert "the `test` split, all 10,000 images" in accuracy_sentence(full)
+    (result,) = full.data.eval_results
+    assert (result.dataset_split, result.metric_name) == ("test", "Accuracy")
+    assert result.dataset_name == "uoft-cs/cifar10, test split, all 10,000 images"
+    # A split smaller than --max-eval-samples was evaluated whole.
+    small = cifar_metrics(eval_samples=300, max_eval_samples=500)
+    assert "all 300 images" in accuracy_sentence(push_to_hub.render_model_card("me/model", CIFAR10_CONFIG, small))
+
+
+def test_subset_of_a_split_of_unknown_size_is_still_called_a_subset():
+    metrics = cifar_metrics(eval_samples=40, train_samples=100, max_eval_samples=40, dataset_name="me/own-data")
+    metrics["eval_split"] = "test"  # recorded by run_train.py
+    card = push_to_hub.render_model_card("me/model", CIFAR10_CONFIG, metrics)
+    assert "the `test` split, first 40 images only (--max-eval-samples 40)" in accuracy_sentence(card)
+    assert card.data.eval_results[0].metric_name == "Accuracy (first 40 images)"
+
+
+def test_recorded_eval_split_and_dataset_name_win_over_the_args():
+    metrics = {**cifar_metrics(eval_samples=5_000, dataset_name="old/name"), "eval_split": "validation",
+               "dataset_name": "someone/with-validation"}  # fmt: skip
+    card = push_to_hub.render_model_card("me/model", CIFAR10_CONFIG, metrics)
+    assert card.data.datasets == ["someone/with-validation"]
+    (result,) = card.data.eval_results
+    assert (result.dataset_split, result.dataset_type) == ("validation", "someone/with-validation")
+    assert "the `validation` split, all 5,000 images" in accuracy_sentence(card)
+    assert "| `dataset_name` | `someone/with-validation` |" in card.text and "old/name" not in card.text
+    assert "validation_split_percentage" not in card.text  # a split of its own: nothing was carved from train
+
+
+def test_carving_settings_are_listed_only_when_train_was_carved():
+    # The dataset's own test split (CIFAR-10's 50,000 + 10,000 do not fit a 10% carve of train): not listed.
+    card = push_to_hub.render_model_card("me/model", CIFAR10_CONFIG, cifar_metrics())
+    assert "| `eval_split` | `test` |" in card.text
+    assert "validation_split_percentage" not in card.text
+    # Carved, as recorded by run_train.py: the carving setting is listed and the unused --eval-split is not.
+    carved = {**cifar_metrics(eval_samples=7_500, train_samples=42_500, train_val_split=0.15),
+              "eval_split": "train[carved 15%]"}  # fmt: skip
+    card = push_to_hub.render_model_card("me/model", CIFAR10_CONFIG, carved)
+    assert "| `train_val_split` | `0.15` |" in card.text and "| `eval_split` |" not in card.text
+    assert card.data.eval_results[0].dataset_split == "train[carved 15%]"
+    assert "`train[carved 15%]` (held out of the training data for evaluation), all 7,500 images" in card.text
+    # An old metrics.json whose counts fit a carve (54 + 6 of 60): it cannot tell, and the card says so.
+    unknown = cifar_metrics(eval_samples=6, train_samples=54, dataset_name="/data/animals")
+    card = push_to_hub.render_model_card("me/model", CIFAR10_CONFIG, unknown)
+    assert "had the dataset no `test` split, 10% of `train` held out" in accuracy_sentence(card)
+    assert "| `validation_split_percentage` | `10.0` |" in card.text
+
+
+@pytest.mark.parametrize("path", ["../shared/datasets/cifar10", "/somewhere/else/CIFAR-10"])
+def test_local_copy_of_a_hub_dataset_is_labelled_by_its_hub_id(path):
+    card = push_to_hub.render_model_card("me/model", CIFAR10_CONFIG, cifar_metrics(dataset_name=path))
+    assert card.data.datasets == ["uoft-cs/cifar10"]
+    (result,) = card.data.eval_results
+    assert result.dataset_type == "uoft-cs/cifar10" and result.dataset_name.startswith("uoft-cs/cifar10 (local copy)")
+    folder = path.rsplit("/", 1)[-1]
+    assert f"read a local copy of [`uoft-cs/cifar10`]" in card.text and f"(folder `{folder}`)" in card.text
+    assert "| `dataset_name` | `uoft-cs/cifar10 (local copy)` |" in card.text and path not in card.text
+    assert "imagefolder" not in card.text
+
+
+@pytest.mark.parametrize(
+    "path, labels", [("../data/cifar10", ("a", "b")), ("../data/animals", CIFAR10_NAMES)], ids=["labels", "name"]
+)
+def test_a_folder_with_only_one_sign_of_a_copy_stays_an_image_folder(path, labels):
+    config = {"id2label": {str(i): name for i, name in enumerate(labels)}}
+    card = push_to_hub.render_model_card("me/model", config, cifar_metrics(dataset_name=path))
+    assert card.data.datasets is None and card.data.eval_results[0].dataset_type == "imagefolder"
+    assert "local copy" not in card.text
+    # Told the Hub id (push_to_hub.py --dataset-id), it is labelled as a copy of that dataset.
+    told = push_to_hub.render_model_card("me/model", config, cifar_metrics(dataset_name=path), dataset_id="me/data")
+    assert told.data.datasets == ["me/data"] and "local copy of [`me/data`]" in told.text
+
+
+@pytest.mark.parametrize("run", ["seed-config", "improved-40-spt-lsa-100-epochs-trivialaugment"])
+def test_cards_of_the_committed_models(run, tmp_path):
+    """The committed models, staged as they would be shared: their cards say what their files say."""
+    folder = ROOT / "results" / run
+    metrics = json.loads((folder / "metrics.json").read_text())
+    config = json.loads((folder / "config.json").read_text())
+    card = push_to_hub.render_model_card("me/model", config, metrics)
+    differences = push_to_hub.architecture_differences(config)
+    assert ("cannot be converted" in card.text) == bool(differences)
+    assert ("computes exactly" in card.text) == (not differences)
+    assert card.data.datasets == ["uoft-cs/cifar10"]  # read from a local copy (../shared/datasets/cifar10)
+    assert f"the `test` split, all {metrics['eval_samples']:,} images" in card.text
+    assert "validation_split_percentage" not in card.text
+
+
+def test_interrupted_staging_leaves_no_folder_behind(checkpoint, tmp_path, monkeypatch):
+    copied = []
+
+    def copy_then_fail(source, target):
+        if copied:
+            raise OSError("disk full")
+        copied.append(shutil.copyfile(source, target))
+
+    monkeypatch.setattr(push_to_hub.shutil, "copy2", copy_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        push_to_hub.stage_repo(checkpoint, tmp_path / "stage", REPO_ID)
+    assert copied and list(tmp_path.iterdir()) == []  # neither a half-staged folder nor a leftover partial one
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Uploading (to the stand-in Hub)
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -250,6 +454,30 @@ def test_offline_mode_is_refused_and_dry_run_needs_a_folder(checkpoint, tmp_path
     with pytest.raises(SystemExit):
         push_to_hub.main(["--checkpoint", str(checkpoint), "--repo-id", REPO_ID, "--dry-run"])
     assert "--local-dir" in capsys.readouterr().err
+
+
+def test_dry_run_needs_no_repo_id(checkpoint, tmp_path):
+    """The README's `--dry-run --local-dir STAGE` only stages: no repo id, a placeholder name in the card."""
+    stage = tmp_path / "STAGE"
+    with FakeHub(token=TOKEN) as hub:
+        result = run_push(["--checkpoint", checkpoint, "--dry-run", "--local-dir", stage], hub_env(hub, tmp_path),
+                          tmp_path)  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert hub.requests == []
+    assert {path.name for path in stage.iterdir()} == STAGED_FILES
+    placeholder = f"USER/{checkpoint.name}"
+    assert placeholder in result.stdout and "Dry run: nothing was sent" in result.stdout
+    card = (stage / "README.md").read_text()
+    assert f'from_pretrained("{placeholder}", trust_remote_code=True)' in card
+
+
+def test_upload_without_repo_id_is_one_line(checkpoint, tmp_path):
+    with FakeHub(token=TOKEN) as hub:
+        result = run_push(["--checkpoint", checkpoint], hub_env(hub, tmp_path), tmp_path)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        (line,) = result.stderr.strip().splitlines()
+        assert "error: --repo-id is required to upload" in line and "--dry-run" in line
+        assert hub.requests == []
 
 
 def test_staging_refuses_a_non_empty_folder(checkpoint, tmp_path):
