@@ -12,7 +12,6 @@ only) carries no code at all. The code files are `modeling_simple_vit.py` and wh
 (found the way `transformers` itself finds them, so a new helper module is picked up without editing this list).
 """
 
-import argparse
 import os
 import shutil
 import sys
@@ -22,6 +21,9 @@ from pathlib import Path
 from transformers.dynamic_module_utils import get_relative_import_files
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as `python tools/sync_model_code.py`, the project's own modules are one level up
+from cli import OneLineArgumentParser  # noqa: E402
+
 MODELING_FILE = "modeling_simple_vit.py"
 WEIGHTS = "model.safetensors"
 
@@ -63,7 +65,7 @@ def copy_atomically(src, dst):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 listing every stale copy")
     parser.add_argument("--results", type=Path, default=ROOT / "results", help="the folder of runs (default: %(default)s)")
     parser.add_argument("--source", type=Path, default=ROOT,
