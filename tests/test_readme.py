@@ -1,0 +1,117 @@
+"""The README is a product page: one screen of what to run, at most 250 lines, one section per topic. Every figure
+it quotes from a run (headline table, opening lines, quick-start timings) is the one in that run's `metrics.json`,
+each headline command repeats its run's settings, every path it cites exists, and its usage example runs."""
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_results import settings_not_reproduced
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+CIFAR10 = ROOT.parent / "shared" / "datasets" / "cifar10"
+DOCS = ["README.md", "docs/experiments.md"]
+
+
+def metrics(folder):
+    return json.loads((ROOT / folder / "metrics.json").read_text())
+
+
+def section(title):
+    return README.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def headline_rows():
+    """{column title: cell} for each row of the README's Results table."""
+    lines = [line for line in section("Results").splitlines() if line.startswith("|")]
+    split = lambda line: [cell.strip() for cell in line.strip().strip("|").split(" | ")]  # noqa: E731
+    return [dict(zip(split(lines[0]), split(line))) for line in lines[2:]]
+
+
+def row_folder(row):
+    return re.fullmatch(r"`(results/[^`/]+)/`", row["model"]).group(1)
+
+
+def test_readme_fits_a_product_page():
+    assert len(README.splitlines()) <= 250
+
+
+@pytest.mark.parametrize("name", DOCS)
+def test_each_section_appears_once(name):
+    headings = re.findall(r"^##? .+$", (ROOT / name).read_text(), flags=re.MULTILINE)
+    assert len(headings) == len(set(headings)), [h for h in headings if headings.count(h) > 1]
+
+
+def test_readme_test_command_is_what_ci_runs():
+    assert "\n    make test\n" in section("Quick start")
+    assert "make test" in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_headline_table_names_the_presets():
+    commands = [row["command"] for row in headline_rows()]
+    for recipe in ("--recipe improved ", "--recipe improved-40`", "--recipe improved-100`"):
+        assert any(recipe in command for command in commands), recipe
+    assert "`python run_train.py`" in commands  # the defaults: the tutorial recipe
+
+
+@pytest.mark.parametrize("row", headline_rows(), ids=row_folder)
+def test_headline_row_states_its_runs_figures(row):
+    run = metrics(row_folder(row))
+    assert run["epoch"][-1] == run["args"]["epochs"] == int(row["epochs"]), "the run did not finish"
+    assert row["parameters"] == f"{run['num_parameters']:,}"
+    assert row["test accuracy"] == f"**{100 * run['eval_accuracy'][-1]:.2f}%**"
+    assert row["training time"] == f"{run['wall_time_seconds'] / 3600:.2f} h"
+    assert (ROOT / row_folder(row) / "model.safetensors").is_file()  # a headline model is committed with its run
+
+
+@pytest.mark.parametrize("row", headline_rows(), ids=row_folder)
+def test_headline_command_repeats_the_run(row):
+    argv = shlex.split(row["command"].strip("`"))
+    assert argv[:2] == ["python", "run_train.py"]
+    assert not settings_not_reproduced(metrics(row_folder(row))["args"], argv[2:])
+
+
+def test_opening_figures_are_the_headline_runs():
+    best, preset = metrics("results/improved-40-spt-lsa-100-epochs-trivialaugment"), metrics("results/improved-40-lr-4e-3")
+    text = " ".join(README.split("\n## ", 1)[0].split())
+    assert (f"**{100 * best['eval_accuracy'][-1]:.2f}%** CIFAR-10 test accuracy after {best['args']['epochs']} epochs "
+            f"with {best['num_parameters']:,} parameters (`--recipe improved-100`), "
+            f"**{100 * preset['eval_accuracy'][-1]:.2f}%** after {preset['args']['epochs']} epochs (`--recipe improved-40`)"
+            ) in text
+    # The speed-up quoted up front is the Performance table's, for the tutorial-size model.
+    speedup = re.search(r"a training step \*\*(\d\.\d\dx)\*\* as fast", text).group(1)
+    assert re.search(r"^\| tutorial \(hidden 48.*\| \*\*(\d\.\d\dx)\*\* \(", section("Performance"), re.M).group(1) == speedup
+
+
+def test_quick_start_timings_are_the_tutorial_runs():
+    run = metrics("results/tutorial-recipe")
+    text = " ".join(section("Quick start").split())
+    assert f"took {run['wall_time_seconds'] / 3600:.2f} h on the 2-core CPU" in text
+    assert f"One epoch of the tutorial recipe took {run['epoch_seconds'][0]:.0f} s with evaluation" in text
+
+
+@pytest.mark.parametrize("name", DOCS)
+def test_cited_paths_exist(name):
+    text = (ROOT / name).read_text()
+    cited = set(re.findall(r"(?<![\w./-])((?:results|configs|benchmarks|notebooks|docs|tools|tests)/[\w.-][\w./-]*)",
+                           text))
+    links = {str(Path(name).parent / link) for link in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text)}
+    missing = sorted(path for path in cited | links if not (ROOT / path).exists())
+    assert cited and not missing, missing
+
+
+@pytest.mark.skipif(not CIFAR10.is_dir(), reason="the CIFAR-10 copy (../shared/datasets/cifar10) is not present")
+def test_usage_example_runs(tmp_path):
+    # The README's example as a newcomer would paste it, on the local copy of the Hub dataset, outside the checkout.
+    code = re.search(r"```python\n(.*?)```", section("Using a trained model"), flags=re.DOTALL).group(1)
+    code = code.replace('"uoft-cs/cifar10"', repr(str(CIFAR10))).replace('"results/', f'"{ROOT}/results/')
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert float(result.stdout.strip().splitlines()[-1]) > 0.5  # a trained model, not chance (0.1)
