@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+# The one definition of "this command repeats that run", shared with the log's command checks.
 from test_results import settings_not_reproduced
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,8 +31,11 @@ def section(title):
 def headline_rows():
     """{column title: cell} for each row of the README's Results table."""
     lines = [line for line in section("Results").splitlines() if line.startswith("|")]
-    split = lambda line: [cell.strip() for cell in line.strip().strip("|").split(" | ")]  # noqa: E731
-    return [dict(zip(split(lines[0]), split(line))) for line in lines[2:]]
+
+    def cells(line):
+        return [cell.strip() for cell in line.strip().strip("|").split(" | ")]
+
+    return [dict(zip(cells(lines[0]), cells(line))) for line in lines[2:]]
 
 
 def row_folder(row):
