@@ -98,9 +98,9 @@ def test_improved_100_preset_is_the_committed_run():
 
 
 def readme_commands():
-    """(output folder, argv) for each `python run_train.py ...` line in the README's Results commands."""
-    readme = (ROOT / "README.md").read_text()
-    commands = [shlex.split(line)[2:] for line in readme.splitlines() if line.startswith("    python run_train.py ")]
+    """(output folder, argv) for each `python run_train.py ...` line in the experiment log's Commands."""
+    log = (ROOT / "docs" / "experiments.md").read_text()
+    commands = [shlex.split(line)[2:] for line in log.splitlines() if line.startswith("    python run_train.py ")]
     return [(argv[argv.index("--output-dir") + 1], argv) for argv in commands]
 
 

@@ -39,6 +39,20 @@ class SimpleViTConfig(PretrainedConfig):
             (the MoCo v3 / MAE table, see `sincos_2d_position_embeddings`; no parameters, the CLS position is zero;
             needs `hidden_size` divisible by 4). Not a `ViTConfig` field: only `"learned"` models convert to
             `transformers`' ViT.
+        shifted_patch_tokenization (`bool`, defaults to `False`): Shifted Patch Tokenization ("Vision Transformer
+            for Small-Size Datasets", Lee et al. 2021): each patch is cut from the image stacked with its four
+            diagonal shifts by half a patch (zero-filled), so a patch vector also holds the pixels around the
+            patch; the vector is layer-normalised (`patch_embeddings.patch_norm`) before the projection, whose
+            input is 5x wider. Needs `patch_size` of at least 2. Not a `ViTConfig` field.
+        locality_self_attention (`bool`, defaults to `False`): Locality Self-Attention (same paper): no token
+            attends to itself (the diagonal of the attention scores is masked), and each layer learns the scale
+            of its scores (`attention.scaling`, starting at 1/sqrt(head_dim)) instead of fixing it, so attention
+            can sharpen. Not a `ViTConfig` field: only models with both options off convert to
+            `transformers`' ViT.
+        final_layernorm (`bool`, defaults to `True`): whether the encoder's output is layer-normalised before
+            `pooler_output` (and so the classifier) reads it, as in `transformers`' ViT (`vit.layernorm`). `False` is
+            the tutorial's architecture: its classifier reads the last layer's CLS output directly. Not a
+            `ViTConfig` field: only models with the final LayerNorm convert to `transformers`' ViT.
         num_labels (`int`, defaults to 10): number of classes (or set `id2label`).
     """
 
@@ -61,6 +75,9 @@ class SimpleViTConfig(PretrainedConfig):
         qkv_bias=True,
         classifier_pooling="cls",
         position_embedding_type="learned",
+        shifted_patch_tokenization=False,
+        locality_self_attention=False,
+        final_layernorm=True,
         **kwargs,
     ):
         # The base class defaults to 2 labels; CIFAR-10 has 10. An explicit id2label/num_labels still wins.
@@ -102,6 +119,16 @@ class SimpleViTConfig(PretrainedConfig):
         if position_embedding_type == "sincos" and hidden_size % 4 != 0:
             # A sine and a cosine for each of the two axes: four equal groups of channels.
             raise ValueError(f"position_embedding_type='sincos' needs hidden_size divisible by 4, got {hidden_size}")
+        for name, value in (
+            ("shifted_patch_tokenization", shifted_patch_tokenization),
+            ("locality_self_attention", locality_self_attention),
+            ("final_layernorm", final_layernorm),
+        ):
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} must be True or False, got {value!r}")
+        if shifted_patch_tokenization and patch_size < 2:
+            # The shift is half a patch: a 1-pixel patch has no half to shift by.
+            raise ValueError(f"shifted_patch_tokenization needs patch_size of at least 2, got {patch_size}")
         if not initializer_range > 0:
             raise ValueError(f"initializer_range must be positive, got {initializer_range!r}")
         if not layer_norm_eps > 0:
@@ -122,6 +149,9 @@ class SimpleViTConfig(PretrainedConfig):
         self.qkv_bias = qkv_bias
         self.classifier_pooling = classifier_pooling
         self.position_embedding_type = position_embedding_type
+        self.shifted_patch_tokenization = shifted_patch_tokenization
+        self.locality_self_attention = locality_self_attention
+        self.final_layernorm = final_layernorm
         super().__init__(**kwargs)
 
         if self.num_labels < 1:

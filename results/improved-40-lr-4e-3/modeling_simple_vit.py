@@ -2,8 +2,11 @@
 
 The math is exactly that of `transformers`' ViT (pre-norm layers, a CLS token, learned position embeddings, a
 final LayerNorm, a classifier on the CLS state), so weights convert one-to-one (see convert_vit_checkpoint.py).
-Two options go beyond it: `classifier_pooling="mean"` classifies the average of the patch tokens instead, and
-`position_embedding_type="sincos"` replaces the learned positions by fixed 2-D sine-cosine ones.
+Options beyond it: `classifier_pooling="mean"` classifies the average of the patch tokens instead,
+`position_embedding_type="sincos"` replaces the learned positions by fixed 2-D sine-cosine ones, and
+`shifted_patch_tokenization` / `locality_self_attention` are the two changes of "Vision Transformer for Small-Size
+Datasets" (Lee et al., 2021), and `final_layernorm=False` drops the final LayerNorm as the tutorial's model does.
+All are off by default.
 The file reads in the order data flows through the model:
 
     patch embeddings -> embeddings -> attention -> MLP -> layer -> encoder
@@ -37,6 +40,10 @@ class SimpleViTPatchEmbeddings(nn.Module):
     patch)) so checkpoints match `transformers`' ViT, but compute it as that one matrix multiply: the patches are
     laid out as rows in the weight's (channel, row, column) order, and the result comes out already as
     (batch, num_patches, hidden_size) rows, with no transpose copy and no convolution backward.
+
+    With `shifted_patch_tokenization` (SPT) the patches are cut from the image stacked with its four diagonal
+    shifts by half a patch (5 x num_channels channels), so each patch vector also sees the pixels around its
+    patch, and `patch_norm` (a LayerNorm over the patch vector) comes before the projection.
     """
 
     def __init__(self, config: SimpleViTConfig):
@@ -45,9 +52,25 @@ class SimpleViTPatchEmbeddings(nn.Module):
         self.patch_size = config.patch_size
         self.num_channels = config.num_channels
         self.num_patches = (config.image_size // config.patch_size) ** 2
+        self.shift = config.patch_size // 2 if config.shifted_patch_tokenization else 0
+        in_channels = 5 * config.num_channels if self.shift else config.num_channels
         self.projection = nn.Conv2d(
-            config.num_channels, config.hidden_size, kernel_size=config.patch_size, stride=config.patch_size
+            in_channels, config.hidden_size, kernel_size=config.patch_size, stride=config.patch_size
         )
+        patch_dim = in_channels * config.patch_size**2
+        self.patch_norm = nn.LayerNorm(patch_dim, eps=config.layer_norm_eps) if self.shift else None
+
+    def shifted_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """SPT's input: (batch, channels, height, width) -> (batch, 5 * channels, height, width), the image followed
+        by its copies shifted by `shift` pixels towards the top-left, top-right, bottom-left and bottom-right (the
+        pixels shifted in are zeros)."""
+        s = self.shift
+        height, width = pixel_values.shape[-2:]
+        padded = F.pad(pixel_values, (s, s, s, s))  # zeros around: (batch, channels, height + 2s, width + 2s)
+        # A window offset by (dy, dx) from the centre shows the image moved by (-dy, -dx).
+        shifted = [padded[:, :, s + dy : s + dy + height, s + dx : s + dx + width]
+                   for dy, dx in ((s, s), (s, -s), (-s, s), (-s, -s))]
+        return torch.cat([pixel_values, *shifted], dim=1)
 
     def check_pixel_values(self, pixel_values: torch.Tensor) -> None:
         if pixel_values.dim() != 4:
@@ -65,9 +88,12 @@ class SimpleViTPatchEmbeddings(nn.Module):
         """(batch, channels, height, width) -> (batch, leading_zero_rows + num_patches, channels * patch * patch).
 
         Row `leading_zero_rows + i` holds the pixels of patch i (patches in row-major order, like Conv2d's output);
-        the leading rows are zeros, a free slot for the CLS token (see SimpleViTEmbeddings). One copy in all.
+        the leading rows are zeros, a free slot for the CLS token (see SimpleViTEmbeddings). One copy in all
+        (with SPT, after the shifted stack is built). With SPT `channels` is 5 * num_channels.
         """
         self.check_pixel_values(pixel_values)
+        if self.shift:
+            pixel_values = self.shifted_images(pixel_values)  # (batch, 5 * num_channels, height, width)
         batch_size, channels, height, width = pixel_values.shape
         p = self.patch_size
         rows, cols = height // p, width // p  # like Conv2d, pixels past the last whole patch are ignored
@@ -80,8 +106,11 @@ class SimpleViTPatchEmbeddings(nn.Module):
         return flat
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        # (batch, num_channels, height, width) -> (batch, num_patches, num_channels * patch * patch)
+        # (batch, num_channels, height, width) -> (batch, num_patches, channels * patch * patch), channels being
+        # num_channels, or 5 * num_channels with SPT
         patches = self.flatten_patches(pixel_values)
+        if self.patch_norm is not None:
+            patches = self.patch_norm(patches)
         # The Conv2d weight (hidden, channels, p, p) read as a Linear weight (hidden, channels * p * p).
         weight = self.projection.weight.flatten(1)
         return F.linear(patches, weight, self.projection.bias)  # (batch, num_patches, hidden_size)
@@ -185,6 +214,9 @@ class SimpleViTEmbeddings(nn.Module):
         patch_embeddings = self.patch_embeddings
         # (batch, 1 + num_patches, num_channels * patch * patch); row 0 is zeros: the CLS token's slot.
         patches = patch_embeddings.flatten_patches(pixel_values, leading_zero_rows=1)
+        if patch_embeddings.patch_norm is not None:
+            # SPT normalises each patch vector; the CLS slot stays zeros (a LayerNorm would turn it into its bias).
+            patches = torch.cat((patches[:, :1], patch_embeddings.patch_norm(patches[:, 1:])), dim=1)
         height, width = pixel_values.shape[-2:]
 
         if not interpolate_pos_encoding and (height != self.image_size or width != self.image_size):
@@ -222,6 +254,8 @@ class SimpleViTAttention(nn.Module):
       `attn_implementation="eager"`.
     With `cls_query_only`, only the CLS token asks (one query row), while keys and values still come from every
     token: that is all a classifier needs from the last layer (see SimpleViTEncoder).
+    With `locality_self_attention` (LSA) both paths mask the diagonal (query i never reads key i, so every token
+    gathers from the others) and `scaling` is a learned parameter rather than the constant 1/sqrt(head_dim).
     """
 
     def __init__(self, config: SimpleViTConfig):
@@ -229,7 +263,12 @@ class SimpleViTAttention(nn.Module):
         self.config = config
         self.num_attention_heads = config.num_attention_heads
         self.head_dim = config.hidden_size // config.num_attention_heads
-        self.scaling = self.head_dim**-0.5
+        self.locality = config.locality_self_attention
+        if self.locality:
+            # A learned temperature: one scale per layer, starting at the usual constant (see _init_weights).
+            self.scaling = nn.Parameter(torch.tensor(self.head_dim**-0.5))
+        else:
+            self.scaling = self.head_dim**-0.5
         self.attention_dropout = config.attention_probs_dropout_prob
         self.is_causal = False  # every patch sees every other patch
         self.qkv_proj = nn.Linear(config.hidden_size, 3 * config.hidden_size, bias=config.qkv_bias)
@@ -249,13 +288,23 @@ class SimpleViTAttention(nn.Module):
             query = query[:, :, :1]  # (batch, heads, 1, head_dim): the CLS token's query alone
         query_len = query.shape[2]
         dropout = self.attention_dropout if self.training else 0.0
+        # LSA: True where a query may read a key, i.e. everywhere but the diagonal (row i is token i's query).
+        allowed = ~torch.eye(query_len, seq_len, dtype=torch.bool, device=query.device) if self.locality else None
 
         if output_attentions or self.config._attn_implementation == "eager":
             # Explicit path: how similar is each query to each key, normalised to probabilities over keys.
             scores = torch.matmul(query, key.transpose(-1, -2)) * self.scaling  # (batch, heads, query_len, seq)
+            if allowed is not None:
+                scores = scores.masked_fill(~allowed, float("-inf"))
             attention_probs = F.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
             attention_probs = F.dropout(attention_probs, p=dropout, training=self.training)
             context = torch.matmul(attention_probs, value)  # (batch, heads, query_len, head_dim)
+        elif self.locality:
+            # SDPA takes its scale as a number: apply the learned one to the queries instead (the same product).
+            context = F.scaled_dot_product_attention(
+                query * self.scaling, key, value, attn_mask=allowed, dropout_p=dropout, scale=1.0
+            )
+            attention_probs = None
         else:
             context = F.scaled_dot_product_attention(query, key, value, dropout_p=dropout, scale=self.scaling)
             attention_probs = None
@@ -367,6 +416,8 @@ class SimpleViTPreTrainedModel(PreTrainedModel):
             if module.position_embeddings is not None:  # None: fixed sine-cosine positions
                 nn.init.trunc_normal_(module.position_embeddings, mean=0.0, std=self.config.initializer_range)
             nn.init.trunc_normal_(module.cls_token, mean=0.0, std=self.config.initializer_range)
+        if isinstance(module, SimpleViTAttention) and isinstance(module.scaling, nn.Parameter):
+            nn.init.constant_(module.scaling, module.head_dim**-0.5)  # LSA's learned scale starts at the usual one
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         # `register_for_auto_class` records only the class being saved in `auto_map`; a saved classifier must
@@ -387,7 +438,12 @@ class SimpleViTModel(SimpleViTPreTrainedModel):
         super().__init__(config)
         self.embeddings = SimpleViTEmbeddings(config)
         self.encoder = SimpleViTEncoder(config)
-        self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        # transformers' ViT normalises the encoder's output; the tutorial's model (`final_layernorm=False`) does not.
+        # getattr: configs saved before the option had the LayerNorm.
+        if getattr(config, "final_layernorm", True):
+            self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        else:
+            self.layernorm = nn.Identity()
         self.post_init()
 
     def get_input_embeddings(self) -> SimpleViTPatchEmbeddings:

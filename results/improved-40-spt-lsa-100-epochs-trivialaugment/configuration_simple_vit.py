@@ -49,6 +49,10 @@ class SimpleViTConfig(PretrainedConfig):
             of its scores (`attention.scaling`, starting at 1/sqrt(head_dim)) instead of fixing it, so attention
             can sharpen. Not a `ViTConfig` field: only models with both options off convert to
             `transformers`' ViT.
+        final_layernorm (`bool`, defaults to `True`): whether the encoder's output is layer-normalised before
+            `pooler_output` (and so the classifier) reads it, as in `transformers`' ViT (`vit.layernorm`). `False` is
+            the tutorial's architecture: its classifier reads the last layer's CLS output directly. Not a
+            `ViTConfig` field: only models with the final LayerNorm convert to `transformers`' ViT.
         num_labels (`int`, defaults to 10): number of classes (or set `id2label`).
     """
 
@@ -73,6 +77,7 @@ class SimpleViTConfig(PretrainedConfig):
         position_embedding_type="learned",
         shifted_patch_tokenization=False,
         locality_self_attention=False,
+        final_layernorm=True,
         **kwargs,
     ):
         # The base class defaults to 2 labels; CIFAR-10 has 10. An explicit id2label/num_labels still wins.
@@ -117,6 +122,7 @@ class SimpleViTConfig(PretrainedConfig):
         for name, value in (
             ("shifted_patch_tokenization", shifted_patch_tokenization),
             ("locality_self_attention", locality_self_attention),
+            ("final_layernorm", final_layernorm),
         ):
             if not isinstance(value, bool):
                 raise ValueError(f"{name} must be True or False, got {value!r}")
@@ -145,6 +151,7 @@ class SimpleViTConfig(PretrainedConfig):
         self.position_embedding_type = position_embedding_type
         self.shifted_patch_tokenization = shifted_patch_tokenization
         self.locality_self_attention = locality_self_attention
+        self.final_layernorm = final_layernorm
         super().__init__(**kwargs)
 
         if self.num_labels < 1:

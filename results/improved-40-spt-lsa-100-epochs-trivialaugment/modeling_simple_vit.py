@@ -5,7 +5,8 @@ final LayerNorm, a classifier on the CLS state), so weights convert one-to-one (
 Options beyond it: `classifier_pooling="mean"` classifies the average of the patch tokens instead,
 `position_embedding_type="sincos"` replaces the learned positions by fixed 2-D sine-cosine ones, and
 `shifted_patch_tokenization` / `locality_self_attention` are the two changes of "Vision Transformer for Small-Size
-Datasets" (Lee et al., 2021). All are off by default.
+Datasets" (Lee et al., 2021), and `final_layernorm=False` drops the final LayerNorm as the tutorial's model does.
+All are off by default.
 The file reads in the order data flows through the model:
 
     patch embeddings -> embeddings -> attention -> MLP -> layer -> encoder
@@ -437,7 +438,12 @@ class SimpleViTModel(SimpleViTPreTrainedModel):
         super().__init__(config)
         self.embeddings = SimpleViTEmbeddings(config)
         self.encoder = SimpleViTEncoder(config)
-        self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        # transformers' ViT normalises the encoder's output; the tutorial's model (`final_layernorm=False`) does not.
+        # getattr: configs saved before the option had the LayerNorm.
+        if getattr(config, "final_layernorm", True):
+            self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        else:
+            self.layernorm = nn.Identity()
         self.post_init()
 
     def get_input_embeddings(self) -> SimpleViTPatchEmbeddings:

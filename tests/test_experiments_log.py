@@ -1,0 +1,208 @@
+"""The experiment log (docs/experiments.md) quotes what the runs recorded: every accuracy in its Runs table is the
+final-epoch accuracy in the `metrics.json` of the folder that row names, every row has its command, and each
+figure its Findings derive from several runs is recomputed here from their `metrics.json`."""
+
+import json
+import re
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LOG = (ROOT / "docs" / "experiments.md").read_text()
+
+
+def results_table_rows():
+    """(folder, line) for each row of the log's Runs table that names a results/ folder."""
+    section = LOG.split("\n## Runs\n", 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for line in section.splitlines():
+        folder = re.search(r"`(results/[^`/]+)/`", line)
+        if line.startswith("|") and folder:
+            rows.append((folder.group(1), line))
+    return rows
+
+
+def table_matches(pattern):
+    """(folder, match) for each row of the Runs table in which `pattern` is found."""
+    return [(folder, match) for folder, line in results_table_rows() if (match := re.search(pattern, line))]
+
+
+def results_rows():
+    """(folder, stated accuracy in %) for each row of the log's Runs table that names a results/ folder."""
+    return [(folder, float(match.group(1))) for folder, match in table_matches(r"\*\*(\d+\.\d+)%\*\*")]
+
+
+def best_epoch_cells():
+    """(folder, stated best accuracy in %, stated epoch) from the Runs table's "best epoch" column."""
+    return [(folder, float(match.group(1)), int(match.group(2)))
+            for folder, match in table_matches(r"\| (\d+\.\d+)% \(epoch (\d+)\) \|")]
+
+
+@pytest.mark.parametrize("folder, stated, epoch", best_epoch_cells(), ids=[cell[0] for cell in best_epoch_cells()])
+def test_results_table_states_each_runs_best_epoch(folder, stated, epoch):
+    accuracy = json.loads((ROOT / folder / "metrics.json").read_text())["eval_accuracy"]
+    assert stated == round(100 * max(accuracy), 2)
+    assert accuracy[epoch - 1] == max(accuracy)
+
+
+def seed_spread(seed_42_folder, seed_43_folder):
+    """Final accuracies (%) of two runs, their largest gaps at single epochs before and from epoch 20, final gap."""
+    seed_42, seed_43 = (json.loads((ROOT / "results" / name / "metrics.json").read_text())["eval_accuracy"]
+                        for name in (seed_42_folder, seed_43_folder))
+    gaps = [100 * abs(a - b) for a, b in zip(seed_42, seed_43)]
+    return 100 * seed_42[-1], 100 * seed_43[-1], max(gaps[:19]), max(gaps[19:]), gaps[-1]
+
+
+def test_seed_spread_figures_match_the_two_lr_3e_3_runs():
+    # Findings, "Seed noise": the improved-40 settings at LR 3e-3 (the preset's first version), seeds 42 and 43.
+    a, b, before, after, final = seed_spread("improved-6-layers-mean-bs64-lr3e-3-40-epochs", "improved-40-seed-43")
+    text = " ".join(LOG.split())
+    assert (f"ended at {b:.2f}% against seed 42's {a:.2f}%, although the two runs were "
+            f"up to {before:.2f} points apart at single epochs before epoch 20 (up to {after:.2f} after)") in text
+    assert f"moved by {final:.2f} points between the two seeds measured" in text
+
+
+def test_seed_spread_figures_match_the_two_preset_runs():
+    # The same for the preset (LR 4e-3), seeds 42 and 43.
+    a, b, before, after, final = seed_spread("improved-40-lr-4e-3", "improved-40-lr-4e-3-seed-43")
+    text = " ".join(LOG.split())
+    assert (f"At LR 4e-3 the two seeds ended {final:.2f} points apart ({a:.2f}% and {b:.2f}%), after gaps of up to "
+            f"{before:.2f} points at single epochs before epoch 20 and {after:.2f} after.") in text
+    assert f"**{a:.2f}%** after 40 epochs with seed 42" in text and f"**{b:.2f}%** with seed 43" in text
+
+
+def test_100_epoch_comparison_figures_match_the_two_trivialaugment_runs():
+    # Findings: the improved-40 settings over 100 epochs against the tutorial-size model, both with TrivialAugment.
+    metrics = {name: json.loads((ROOT / "results" / name / "metrics.json").read_text())
+               for name in ("improved-40-100-epochs-trivialaugment", "improved-trivialaugment")}
+    new, old = (metrics[name]["eval_accuracy"] for name in metrics)
+    run = metrics["improved-40-100-epochs-trivialaugment"]
+    gaps = [100 * (a - b) for a, b in zip(new, old)]
+    worst = min(range(len(gaps)), key=gaps.__getitem__)
+    ahead_from = max(epoch for epoch, gap in enumerate(gaps, 1) if gap <= 0) + 1
+    goal_epoch = next(epoch for epoch, accuracy in enumerate(new, 1) if accuracy >= 0.755)
+    text = " ".join(LOG.split())
+    assert (f"ended at **{100 * new[-1]:.2f}%**, {gaps[-1]:.2f} points above the tutorial-size model with the improved "
+            f"recipe and the same augmentation ({100 * old[-1]:.2f}%). It trailed that run by up to {-gaps[worst]:.2f} "
+            f"points (at epoch {worst + 1}), led it at every epoch from {ahead_from} on, and first reached 75.5% at "
+            f"epoch {goal_epoch}.") in text
+    assert all(train > test for train, test in zip(run["train_loss"], run["eval_loss"]))
+    assert (f"({run['train_loss'][-1]:.2f} against {run['eval_loss'][-1]:.2f} at the end)") in text
+    assert f"80% is {80 - 100 * new[-1]:.2f} points further" in text
+
+
+def test_batch_256_trivialaugment_figures_match_the_two_gpu_runs():
+    # Findings, "Batch 256": the two batch-256 TrivialAugment runs of the GPU lease, against the batch-64 CPU run of
+    # the same 6-layer model and the earlier batch-256 GPU run without TrivialAugment.
+    def load(name):
+        return json.loads((ROOT / "results" / name / "metrics.json").read_text())
+
+    six, seven = load("improved-bs256-6-layers-trivialaugment-gpu"), load("improved-bs256-7-layers-trivialaugment-gpu")
+    bs64, plain = load("improved-40-100-epochs-trivialaugment"), load("improved-bs256-6-layers-gpu-partial")
+    text = " ".join(LOG.split())
+    for run in (six, seven):
+        assert run["args"]["batch_size"] == 256 and run["args"]["augmentation"] == "trivialaugment"
+        assert run["train_loss"][-1] > run["eval_loss"][-1]
+    assert (f"ended at **{100 * six['eval_accuracy'][-1]:.2f}%** on the improved-40 model (6 layers) and "
+            f"**{100 * seven['eval_accuracy'][-1]:.2f}%** on 7 layers with MLP 176") in text
+    gap = 100 * (bs64["eval_accuracy"][-1] - six["eval_accuracy"][-1])
+    assert f"ended {gap:.2f} points below the same model at batch 64 and peak LR 4e-3 on the CPU " \
+           f"({100 * bs64['eval_accuracy'][-1]:.2f}%)" in text
+    # One test loss is stated for both runs: both must round to it.
+    assert f"{seven['eval_loss'][-1]:.2f}" == f"{six['eval_loss'][-1]:.2f}"
+    assert f"(training loss {six['train_loss'][-1]:.2f} and {seven['train_loss'][-1]:.2f} against test loss " \
+           f"{six['eval_loss'][-1]:.2f} at the end)" in text
+    medians = [statistics.median(run["epoch_seconds"]) for run in (six, seven, plain)]
+    assert (f"median epoch {medians[0]:.2f} s (6 layers) and {medians[1]:.2f} s (7 layers) side by side, against "
+            f"{medians[2]:.2f} s alone") in text
+    assert (f"in {six['wall_time_seconds'] / 60:.1f} and {seven['wall_time_seconds'] / 60:.1f} minutes of "
+            f"training and evaluation") in text
+
+
+def test_results_table_has_rows():
+    assert len(results_rows()) >= 3
+
+
+@pytest.mark.parametrize("folder", [row[0] for row in results_rows()])
+def test_results_table_row_has_a_command(folder):
+    # tests/test_results.py checks each listed command against the arguments its run recorded.
+    commands = [line for line in LOG.splitlines() if line.startswith("    python run_train.py ")]
+    assert any(line.endswith(f"--output-dir {folder}") or f"--output-dir {folder} " in line for line in commands)
+
+
+@pytest.mark.parametrize("folder, stated", results_rows(), ids=[row[0] for row in results_rows()])
+def test_results_table_states_each_runs_recorded_accuracy(folder, stated):
+    metrics = json.loads((ROOT / folder / "metrics.json").read_text())
+    assert metrics["epoch"][-1] == metrics["args"]["epochs"], f"{folder} has not finished"
+    assert stated == round(100 * metrics["eval_accuracy"][-1], 2)
+
+
+def partial_rows():
+    """(folder, epoch reached, epochs planned, stated accuracy in %) for each row of the log's table of runs that
+    a time limit stopped early (they state the accuracy at the epoch reached, not a final one)."""
+    rows = []
+    for line in LOG.splitlines():
+        folder = re.search(r"`(results/[^`/]+-partial)/`", line)
+        reached = re.search(r"epoch (\d+) of (\d+) \| (\d+\.\d+)%", line)
+        if line.lstrip().startswith("|") and folder and reached:
+            rows.append((folder.group(1), int(reached.group(1)), int(reached.group(2)), float(reached.group(3))))
+    return rows
+
+
+def test_partial_runs_table_has_rows():
+    assert len(partial_rows()) >= 1
+
+
+@pytest.mark.parametrize("folder, reached, planned, stated", partial_rows(), ids=[row[0] for row in partial_rows()])
+def test_partial_runs_state_their_recorded_epoch_and_accuracy(folder, reached, planned, stated):
+    metrics = json.loads((ROOT / folder / "metrics.json").read_text())
+    assert (metrics["epoch"][-1], metrics["args"]["epochs"]) == (reached, planned)
+    assert stated == round(100 * metrics["eval_accuracy"][-1], 2)
+
+
+def test_spt_lsa_figures_match_the_run_and_the_78_09_run():
+    # Findings: the 100-epoch run with Shifted Patch Tokenization and Locality Self-Attention against the same
+    # settings without them.
+    run, old = (json.loads((ROOT / "results" / name / "metrics.json").read_text())
+                for name in ("improved-40-spt-lsa-100-epochs-trivialaugment", "improved-40-100-epochs-trivialaugment"))
+    new, base = run["eval_accuracy"], old["eval_accuracy"]
+    assert f"{100 * base[-1]:.2f}" == "78.09"
+    gaps = [100 * (a - b) for a, b in zip(new, base)]
+    lead_from = max([epoch for epoch, gap in enumerate(gaps, 1) if gap <= 0], default=0) + 1
+    best_epoch = new.index(max(new)) + 1
+    text = " ".join(LOG.split())
+    assert f"; {run['num_parameters']:,} parameters, {run['num_parameters'] - old['num_parameters']:,} more:" in text
+    assert (f"ended at **{100 * new[-1]:.2f}%** (best {100 * max(new):.2f}% at epoch {best_epoch}), {gaps[-1]:.2f} "
+            f"points above the 78.09% run, which it led at every epoch from {lead_from} on.") in text
+    assert f"ended at {run['train_loss'][-1]:.2f} against a test loss of {run['eval_loss'][-1]:.2f}." in text
+    first = next(epoch for epoch, accuracy in enumerate(new, 1) if accuracy >= 0.80)
+    above_from = max(epoch for epoch, accuracy in enumerate(new, 1) if accuracy < 0.80) + 1
+    assert (f"It is the first run here to reach 80% (first at epoch {first}, and at or above it at every epoch from "
+            f"{above_from} on)") in text
+
+
+def test_first_tutorial_run_figures_match_its_kept_metrics():
+    # Findings: the tutorial recipe's first run (SimpleViT with its final LayerNorm), kept after results/tutorial-recipe
+    # was re-run without it.
+    run, improved = (json.loads((ROOT / "results" / name / "metrics.json").read_text())
+                     for name in ("tutorial-recipe-final-layernorm", "improved-recipe"))
+    accuracy = run["eval_accuracy"]
+    text = " ".join(LOG.split())
+    assert (f"The first run of the tutorial recipe ended at **{100 * accuracy[-1]:.2f}%** (best "
+            f"{100 * max(accuracy):.2f}% at epoch {accuracy.index(max(accuracy)) + 1}) after {run['args']['epochs']} "
+            f"epochs and {run['wall_time_seconds'] / 3600:.2f} h") in text
+    gain = 100 * (improved["eval_accuracy"][-1] - accuracy[-1])
+    assert f"The improved recipe gains {gain:.1f} points over that first tutorial run" in text
+    # configs/tutorial.json (final_layernorm=False) drops the final LayerNorm and nothing else.
+    sys.path.insert(0, str(ROOT))
+    from configuration_simple_vit import SimpleViTConfig
+    from modeling_simple_vit import SimpleViTForImageClassification
+
+    with_norm = SimpleViTForImageClassification(SimpleViTConfig()).num_parameters()
+    overrides = json.loads((ROOT / "configs" / "tutorial.json").read_text())
+    without = SimpleViTForImageClassification(SimpleViTConfig(**overrides)).num_parameters()
+    assert run["num_parameters"] == with_norm and with_norm - without == 2 * SimpleViTConfig().hidden_size
+    assert f"{without:,} parameters, {with_norm - without} fewer" in text
