@@ -275,7 +275,7 @@ def test_shipped_model_configs_are_valid(path):
     sys.path.insert(0, str(ROOT))
     from configuration_simple_vit import SimpleViTConfig
     from modeling_simple_vit import SimpleViTForImageClassification
-    from run_train import load_model_config_overrides
+    from simple_vit_training.model_config import load_model_config_overrides
 
     overrides = load_model_config_overrides(path)
     assert overrides, f"{path.name} overrides nothing"
@@ -288,7 +288,7 @@ def test_weight_decay_scope():
     sys.path.insert(0, str(ROOT))
     from configuration_simple_vit import SimpleViTConfig
     from modeling_simple_vit import SimpleViTForImageClassification
-    from run_train import make_optimizer
+    from simple_vit_training.optim import make_optimizer
 
     model = SimpleViTForImageClassification(SimpleViTConfig(**TINY_MODEL))
     names = {id(p): n for n, p in model.named_parameters()}
@@ -345,7 +345,9 @@ def test_files_are_flushed_and_readable_before_they_are_renamed_into_place(monke
     sys.path.insert(0, str(ROOT))
     from configuration_simple_vit import SimpleViTConfig
     from modeling_simple_vit import SimpleViTForImageClassification
-    from run_train import make_image_processor, save_checkpoint, save_final_model, write_atomically
+    from simple_vit_training.atomic_files import write_atomically
+    from simple_vit_training.checkpoints import save_checkpoint, save_final_model
+    from simple_vit_training.data import make_image_processor
 
     class FakeAccelerator:  # the parts of accelerate's API that save_checkpoint uses, one process
         is_main_process = True
@@ -381,7 +383,7 @@ def test_files_are_flushed_and_readable_before_they_are_renamed_into_place(monke
 
 def test_batch_augment_boxes_follow_random_resized_crop():
     sys.path.insert(0, str(ROOT))
-    from run_train import BatchAugment
+    from simple_vit_training.augmentation import BatchAugment
 
     torch.manual_seed(0)
     augment = BatchAugment("tutorial", 32)
@@ -406,7 +408,7 @@ def test_pad_crop_is_a_shifted_window_of_the_zero_padded_image():
     import torch.nn.functional as F
 
     sys.path.insert(0, str(ROOT))
-    from run_train import BatchAugment
+    from simple_vit_training.augmentation import BatchAugment
 
     torch.manual_seed(0)
     images = torch.randint(1, 256, (300, 3, 30, 30), dtype=torch.uint8)  # no zeros: padding is recognisable
@@ -432,7 +434,7 @@ def test_decoded_images_are_uint8_and_match_the_dataset(hub_dataset):
     from torchvision.transforms import v2
 
     sys.path.insert(0, str(ROOT))
-    from run_train import decode_images
+    from simple_vit_training.data import decode_images
 
     dataset = datasets.load_dataset(str(hub_dataset), split="train")
     pixels, labels = decode_images(dataset, "img", "label", 16)
@@ -472,7 +474,7 @@ def test_policy_images_draw_per_image_in_each_worker():
     from torchvision.transforms import v2
 
     sys.path.insert(0, str(ROOT))
-    from run_train import PolicyImages
+    from simple_vit_training.augmentation import PolicyImages
 
     torch.manual_seed(0)
     image = torch.randint(0, 256, (3, 30, 30), dtype=torch.uint8)
@@ -493,7 +495,7 @@ def test_policy_images_draw_per_image_in_each_worker():
 def test_training_normalisation_matches_the_saved_image_processor():
     sys.path.insert(0, str(ROOT))
     from configuration_simple_vit import SimpleViTConfig
-    from run_train import make_image_processor, make_normalizer
+    from simple_vit_training.data import make_image_processor, make_normalizer
 
     processor = make_image_processor(SimpleViTConfig(image_size=30, patch_size=5, hidden_size=36,
                                                      num_attention_heads=6))
@@ -515,18 +517,22 @@ def test_cifar10_copy_integration(tmp_path):
 
 def test_recipe_presets_set_defaults_that_flags_override():
     sys.path.insert(0, str(ROOT))
-    from run_train import RECIPES, parse_args
+    from run_train import parse_args
+    from simple_vit_training.recipes import read_recipe
+
+    def recipe(name):  # the file's settings (its description is not one)
+        return {k: v for k, v in read_recipe(name).items() if k != "description"}
 
     tutorial = parse_args([])
     assert (tutorial.lr, tutorial.weight_decay, tutorial.batch_size, tutorial.epochs) == (1e-2, 1e-2, 256, 100)
     assert (tutorial.lr_scheduler, tutorial.augmentation, tutorial.output_dir) == (
         "constant", "tutorial", os.path.join("experiments", "simple-vit"))
     improved = parse_args(["--recipe", "improved"])
-    for key, value in RECIPES["improved"].items():
+    for key, value in recipe("improved").items():
         assert getattr(improved, key) == value
     assert parse_args(["--recipe", "improved", "--lr", "0.5"]).lr == 0.5
     short = parse_args(["--recipe", "improved-40"])
-    for key, value in RECIPES["improved-40"].items():
+    for key, value in recipe("improved-40").items():
         assert getattr(short, key) == value
     long = parse_args(["--recipe", "improved-100"])
     assert (long.epochs, long.augmentation, long.batch_size, long.lr) == (100, "trivialaugment", 64, 4e-3)
@@ -538,7 +544,8 @@ def test_improved_40_recipe_model_config_resolves_from_any_directory(tmp_path, m
     sys.path.insert(0, str(ROOT))
     from configuration_simple_vit import SimpleViTConfig
     from modeling_simple_vit import SimpleViTForImageClassification
-    from run_train import load_model_config_overrides, parse_args
+    from run_train import parse_args
+    from simple_vit_training.model_config import load_model_config_overrides
 
     monkeypatch.chdir(tmp_path)  # no configs/ here: the recipe's relative path must fall back to the project folder
     overrides = load_model_config_overrides(parse_args(["--recipe", "improved-40"]).model_config)

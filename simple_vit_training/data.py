@@ -1,0 +1,173 @@
+"""Data: load the splits once, decode the images once into uint8 tensors, then serve batches by index."""
+
+from dataclasses import dataclass
+
+import datasets
+import numpy as np
+import torch
+from torchvision.transforms import v2
+from transformers import ViTImageProcessor
+
+from cli import CLIError, first_line
+
+from .augmentation import PolicyImages
+
+
+@dataclass
+class Splits:
+    """The training and evaluation `datasets.Dataset`s, their image and label columns and the class names."""
+
+    train: datasets.Dataset
+    evaluation: datasets.Dataset
+    image_column: str
+    label_column: str
+    class_names: list
+
+
+def load_splits(args) -> Splits:
+    datasets.utils.logging.set_verbosity_error()
+    try:
+        dsd = datasets.load_dataset(args.dataset_name)
+    except Exception as err:  # datasets raises several types (FileNotFoundError, DatasetNotFoundError, ...)
+        raise CLIError(f"could not load dataset {args.dataset_name!r}: {first_line(err)}") from None
+    if args.train_split not in dsd:
+        raise CLIError(f"dataset {args.dataset_name!r} has no {args.train_split!r} split (splits: {', '.join(dsd)})")
+    train = dsd[args.train_split]
+
+    columns = train.column_names
+    image_column = args.image_column or next((c for c in ("img", "image") if c in columns), None)
+    label_column = args.label_column or next((c for c in ("label", "labels") if c in columns), None)
+    if image_column not in columns:
+        raise CLIError(f"no image column {image_column or '(img/image)'!r} in dataset; columns found: {', '.join(columns)}")
+    if label_column not in columns:
+        raise CLIError(f"no label column {label_column or '(label/labels)'!r} in dataset; columns found: {', '.join(columns)}")
+
+    if args.eval_split in dsd:
+        evaluation = dsd[args.eval_split]
+    else:
+        # No held-out split: carve one from train with a fixed seed, so every run (and every process) agrees.
+        parts = train.train_test_split(test_size=args.validation_split_percentage / 100, seed=args.seed)
+        train, evaluation = parts["train"], parts["test"]
+
+    # The first N rows, before any shuffling, so a quick run always sees the same samples.
+    if args.max_train_samples is not None:
+        train = train.select(range(min(args.max_train_samples, len(train))))
+    if args.max_eval_samples is not None:
+        evaluation = evaluation.select(range(min(args.max_eval_samples, len(evaluation))))
+
+    feature = train.features[label_column]
+    if isinstance(feature, datasets.ClassLabel):
+        class_names = list(feature.names)
+    else:
+        num_classes = int(max(max(train[label_column]), max(evaluation[label_column]))) + 1
+        class_names = [str(i) for i in range(num_classes)]
+    return Splits(train, evaluation, image_column, label_column, class_names)
+
+
+def decode_images(dataset, image_column, label_column, image_size, num_proc=None):
+    """Decode every image once into a uint8 tensor (N, 3, image_size, image_size) plus labels (N,).
+
+    `datasets` decodes an Image column with PIL on *every* access; doing it once with `map` (whose result
+    `datasets` caches on disk by fingerprint, so later runs skip it) and indexing tensors afterwards keeps the
+    data pipeline from costing anything per epoch.
+    """
+
+    def to_arrays(batch):
+        pixels = []
+        for image in batch[image_column]:
+            tensor = v2.functional.pil_to_tensor(image.convert("RGB"))  # (3, H, W) uint8
+            if tensor.shape[-2:] != (image_size, image_size):
+                # Same resize as the saved image processor (bilinear, antialiased, on uint8).
+                tensor = v2.functional.resize(tensor, [image_size, image_size], antialias=True)
+            pixels.append(tensor.numpy())
+        return {"pixels": pixels, "labels": batch[label_column]}
+
+    features = datasets.Features(
+        {"pixels": datasets.Array3D((3, image_size, image_size), "uint8"), "labels": datasets.Value("int64")}
+    )
+    decoded = dataset.map(
+        to_arrays, batched=True, batch_size=1000, remove_columns=dataset.column_names, features=features,
+        num_proc=num_proc or None, desc="Decoding images (once)",
+    )
+    # One read of each column as a numpy array. datasets' numpy format turns every integer array into int64
+    # unless told otherwise: pixels would take 8x the memory and the v2 policies would see int64 images.
+    pixels = decoded.with_format("numpy", columns=["pixels"], dtype=np.uint8)[:]["pixels"]
+    labels = decoded.with_format("numpy", columns=["labels"])[:]["labels"]
+    return torch.from_numpy(np.ascontiguousarray(pixels)), torch.from_numpy(labels)
+
+
+def make_image_processor(config):
+    """The `transformers` image processor saved with the model: exactly the evaluation transform."""
+    return ViTImageProcessor(
+        do_resize=True,
+        size={"height": config.image_size, "width": config.image_size},
+        do_rescale=True,
+        rescale_factor=1 / 255,
+        do_normalize=True,
+        image_mean=[0.5, 0.5, 0.5],
+        image_std=[0.5, 0.5, 0.5],
+    )
+
+
+def make_normalizer(processor, device):
+    """A function that rescales and normalises float images in [0, 255] exactly as `processor` does:
+    (x * rescale_factor - mean) / std. The constants go to the device once: building them every step would be a
+    host-to-GPU copy that makes the host wait for the GPU."""
+    mean = torch.tensor(processor.image_mean, device=device).view(1, -1, 1, 1)
+    std = torch.tensor(processor.image_std, device=device).view(1, -1, 1, 1)
+    rescale = processor.rescale_factor
+    return lambda images: (images * rescale - mean) / std
+
+
+@dataclass
+class TrainingData:
+    """Everything the loop reads: decoded tensors and the index loaders over them."""
+
+    train_images: torch.Tensor  # (N, 3, S, S) uint8: on the device, or on the CPU when a per-image policy runs
+    train_labels: torch.Tensor  # (N,) int64, on the device
+    eval_pixels: torch.Tensor  # (M, 3, S, S) float, exactly what the saved image processor produces, on the device
+    eval_labels: torch.Tensor  # (M,) int64, on the device
+    train_loader: torch.utils.data.DataLoader
+    eval_loader: torch.utils.data.DataLoader
+    policy_in_loader: bool  # the train loader yields (index, images) batches rather than indices
+
+    def train_batch(self, batch):
+        """(index, uint8 images) of one batch from the train loader."""
+        return batch if self.policy_in_loader else (batch, self.train_images[batch])
+
+
+def build_training_data(splits: Splits, image_size, processor, policy, accelerator, args) -> TrainingData:
+    """Decode both splits (one process per machine first: it fills the datasets cache), place them on the device
+    and make the loaders, which yield indices (and, with a per-image policy, the policy's images)."""
+    with accelerator.local_main_process_first():
+        train_images, train_labels = decode_images(splits.train, splits.image_column, splits.label_column,
+                                                   image_size, args.num_workers)
+        eval_images, eval_labels = decode_images(splits.evaluation, splits.image_column, splits.label_column,
+                                                 image_size, args.num_workers)
+    device = accelerator.device
+    on_gpu = device.type == "cuda"
+    # Per-image policies run on the CPU copy (see PolicyImages); otherwise the whole uint8 set lives on the device.
+    if policy is None:
+        train_images = train_images.to(device)
+    # The evaluation inputs are exactly what the saved image processor produces, computed once.
+    eval_pixels = torch.cat(
+        [processor(images=chunk, return_tensors="pt")["pixel_values"] for chunk in eval_images.split(1024)]
+    ).to(device)
+
+    # accelerate shards these loaders across processes (and pads the last eval batch, which `gather_for_metrics`
+    # drops again).
+    if policy is None:
+        train_loader = torch.utils.data.DataLoader(torch.arange(len(train_labels)), batch_size=args.batch_size,
+                                                   shuffle=True, pin_memory=on_gpu)
+    else:
+        # Workers start afresh each epoch (one fork each), seeded from the training process's random state at that
+        # moment, which checkpoints restore: a run resumed with the same --num-workers repeats the policy's draws
+        # (which worker draws for which batch depends on that number). Persistent workers would keep streams seeded
+        # in the first epoch, which a resumed run cannot repeat.
+        train_loader = torch.utils.data.DataLoader(PolicyImages(train_images, policy), batch_size=args.batch_size,
+                                                   shuffle=True, pin_memory=on_gpu, num_workers=args.num_workers)
+    eval_loader = torch.utils.data.DataLoader(torch.arange(len(eval_labels)),
+                                              batch_size=args.eval_batch_size or 2 * args.batch_size,
+                                              pin_memory=on_gpu)
+    return TrainingData(train_images, train_labels.to(device), eval_pixels, eval_labels.to(device),
+                        train_loader, eval_loader, policy_in_loader=policy is not None)

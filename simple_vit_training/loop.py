@@ -1,0 +1,50 @@
+"""One training epoch and one evaluation pass, as the training loop calls them."""
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+
+def train_one_epoch(accelerator, model, optimizer, scheduler, data, augment, normalize, args, epoch) -> float:
+    """One pass over the training set; returns the mean training loss over all processes."""
+    data.train_loader.set_epoch(epoch)
+    # Summed on the device and read once per epoch: a .item() per step would stall a GPU every step.
+    loss_sum = torch.zeros((), device=accelerator.device)
+    steps = 0
+    for batch in tqdm(data.train_loader, desc=f"epoch {epoch}/{args.epochs}", leave=False,
+                      disable=not accelerator.is_local_main_process):
+        index, images = data.train_batch(batch)
+        with accelerator.accumulate(model):
+            pixel_values = normalize(augment(images))  # (batch, 3, image_size, image_size) float
+            logits = model(pixel_values=pixel_values).logits  # (batch, num_labels)
+            loss = F.cross_entropy(logits.float(), data.train_labels[index], label_smoothing=args.label_smoothing)
+            accelerator.backward(loss)
+            # Clip only on the step that updates (accelerate syncs and unscales the gradients first).
+            if args.max_grad_norm is not None and accelerator.sync_gradients:
+                accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+        loss_sum += loss.detach()
+        steps += 1
+    return accelerator.reduce(loss_sum / max(steps, 1), reduction="mean").item()
+
+
+def evaluate_model(accelerator, model, data, accuracy_metric):
+    """(mean loss, accuracy) over the whole eval set, each sample counted exactly once across processes."""
+    model.eval()
+    losses, predictions, references = [], [], []
+    with torch.no_grad():
+        for index in data.eval_loader:
+            logits = model(pixel_values=data.eval_pixels[index]).logits  # (batch, num_labels)
+            labels = data.eval_labels[index]
+            loss = F.cross_entropy(logits.float(), labels, reduction="none")
+            loss, preds, labels = accelerator.gather_for_metrics((loss, logits.argmax(-1), labels))
+            losses.append(loss)
+            predictions.append(preds)
+            references.append(labels)
+    model.train()
+    predictions = torch.cat(predictions).cpu().numpy()
+    references = torch.cat(references).cpu().numpy()
+    accuracy = accuracy_metric.compute(predictions=predictions, references=references)["accuracy"]
+    return torch.cat(losses).mean().item(), accuracy
