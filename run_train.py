@@ -18,7 +18,6 @@ from pathlib import Path
 from accelerate.utils import set_seed
 
 from cli import run_cli
-from modeling_simple_vit import SimpleViTForImageClassification
 from simple_vit_training.accelerator import make_accelerator
 from simple_vit_training.arguments import build_parser, parse_args  # noqa: F401  (build_parser: part of the API)
 from simple_vit_training.augmentation import BatchAugment
@@ -27,8 +26,9 @@ from simple_vit_training.checkpoints import (load_checkpoint, resolve_resume_che
 from simple_vit_training.data import build_training_data, load_splits, make_image_processor, make_normalizer
 from simple_vit_training.loop import evaluate_model, train_one_epoch
 from simple_vit_training.metrics import TrainingHistory, load_accuracy_metric, plot_metrics, write_metrics
-from simple_vit_training.model_config import build_model_config, load_model_config_overrides
+from simple_vit_training.model_config import build_model, build_model_config, load_model_config_overrides
 from simple_vit_training.optim import make_optimizer, make_scheduler
+from simple_vit_training.pretrained import open_pretrained
 
 
 def main(argv=None):
@@ -39,6 +39,7 @@ def main(argv=None):
     model_overrides = load_model_config_overrides(args.model_config)
     output_dir = Path(args.output_dir)
     resume_from = resolve_resume_checkpoint(args.resume_from_checkpoint, output_dir)
+    pretrained = open_pretrained(args.model_name_or_path)  # None: from scratch; a ViT checkpoint is converted
 
     # ------------------------------------------------------------------------------------------------------------
     # 2. Accelerator: device, precision, processes; then the seeds and the output folder
@@ -54,16 +55,16 @@ def main(argv=None):
     # ------------------------------------------------------------------------------------------------------------
     with accelerator.local_main_process_first():  # one process per machine fills the datasets cache first
         splits = load_splits(args)
-    config = build_model_config(model_overrides, splits.class_names)
-    processor = make_image_processor(config)
+    config = build_model_config(model_overrides, splits.class_names, pretrained, args.ignore_mismatched_sizes)
+    processor = make_image_processor(config, pretrained)
     augment = BatchAugment(args.augmentation, config.image_size)
     data = build_training_data(splits, config.image_size, processor, augment.policy, accelerator, args)
     normalize = make_normalizer(processor, accelerator.device)
 
     # ------------------------------------------------------------------------------------------------------------
-    # 4. Model
+    # 4. Model: random weights, or the checkpoint's
     # ------------------------------------------------------------------------------------------------------------
-    model = SimpleViTForImageClassification(config)
+    model = build_model(config, pretrained, args.ignore_mismatched_sizes)
     num_parameters = sum(p.numel() for p in model.parameters())
 
     # ------------------------------------------------------------------------------------------------------------

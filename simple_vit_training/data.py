@@ -96,8 +96,11 @@ def decode_images(dataset, image_column, label_column, image_size, num_proc=None
     return torch.from_numpy(np.ascontiguousarray(pixels)), torch.from_numpy(labels)
 
 
-def make_image_processor(config):
-    """The `transformers` image processor saved with the model: exactly the evaluation transform."""
+def make_image_processor(config, pretrained=None):
+    """The `transformers` image processor saved with the model: exactly the evaluation transform. Fine-tuning a
+    checkpoint that has one keeps it (its mean/std are what the weights were trained with)."""
+    if pretrained is not None and pretrained.processor is not None:
+        return pretrained.processor
     return ViTImageProcessor(
         do_resize=True,
         size={"height": config.image_size, "width": config.image_size},
@@ -113,9 +116,10 @@ def make_normalizer(processor, device):
     """A function that rescales and normalises float images in [0, 255] exactly as `processor` does:
     (x * rescale_factor - mean) / std. The constants go to the device once: building them every step would be a
     host-to-GPU copy that makes the host wait for the GPU."""
-    mean = torch.tensor(processor.image_mean, device=device).view(1, -1, 1, 1)
-    std = torch.tensor(processor.image_std, device=device).view(1, -1, 1, 1)
-    rescale = processor.rescale_factor
+    # A checkpoint's processor may switch either step off; it then leaves the values as they are.
+    mean = torch.tensor(processor.image_mean if processor.do_normalize else 0.0, device=device).view(1, -1, 1, 1)
+    std = torch.tensor(processor.image_std if processor.do_normalize else 1.0, device=device).view(1, -1, 1, 1)
+    rescale = processor.rescale_factor if processor.do_rescale else 1.0
     return lambda images: (images * rescale - mean) / std
 
 
