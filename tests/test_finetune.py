@@ -210,3 +210,37 @@ def test_explicit_model_config_conflicts_with_a_checkpoint(hub_dataset, tmp_path
     args = train_args(hub_dataset, tmp_path / "ckpt", tmp_path / "out", "--model-config", ROOT / "configs/mean-pooling.json")
     result = run_train(*args, check=False)
     assert result.returncode == 2 and "exclude each other" in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Other image sizes: decoded once at native size, resized per batch
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_images_are_held_at_native_size_and_eval_batches_equal_the_image_processor(hub_dataset):
+    """A 30-px model on 16-px images: the decoded set stays 16 px; each eval batch, resized on the device, is what
+    the saved image processor makes of the dataset's own images (within float tolerance)."""
+    import argparse
+
+    from accelerate import Accelerator
+
+    from simple_vit_training.augmentation import BatchAugment
+    from simple_vit_training.data import build_training_data, load_splits
+
+    args = argparse.Namespace(dataset_name=str(hub_dataset), train_split="train", eval_split="test",
+                              image_column=None, label_column=None, max_train_samples=None, max_eval_samples=None,
+                              validation_split_percentage=10.0, seed=0, num_workers=0, batch_size=8,
+                              eval_batch_size=None)
+    splits = load_splits(args)
+    processor = ViTImageProcessor(size={"height": 30, "width": 30}, image_mean=MEAN, image_std=STD)
+    data = build_training_data(splits, 30, processor, None, Accelerator(cpu=True), args)
+    assert data.train_images.shape == (32, 3, 16, 16) and data.train_images.dtype == torch.uint8
+    index = torch.tensor([0, 5, 11])
+    expected = processor(images=[splits.evaluation[i]["img"] for i in index.tolist()],
+                         return_tensors="pt")["pixel_values"]
+    got = data.eval_pixels[index]
+    assert got.shape == (3, 3, 30, 30)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    # Training batches come out at the model's size for every augmentation that does not run per image.
+    for kind in ("tutorial", "pad-crop", "none"):
+        assert BatchAugment(kind, 30)(data.train_images[:4]).shape == (4, 3, 30, 30), kind
