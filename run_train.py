@@ -24,6 +24,7 @@ from simple_vit_training.augmentation import BatchAugment
 from simple_vit_training.checkpoints import (load_checkpoint, resolve_resume_checkpoint, save_checkpoint,
                                              save_final_model)
 from simple_vit_training.data import build_training_data, load_splits, make_image_processor, make_normalizer
+from simple_vit_training.hub import check_hub_args, publish_output
 from simple_vit_training.loop import evaluate_model, train_one_epoch
 from simple_vit_training.metrics import TrainingHistory, load_accuracy_metric, plot_metrics, write_metrics
 from simple_vit_training.model_config import build_model, build_model_config, load_model_config_overrides
@@ -40,6 +41,7 @@ def main(argv=None):
     output_dir = Path(args.output_dir)
     resume_from = resolve_resume_checkpoint(args.resume_from_checkpoint, output_dir)
     pretrained = open_pretrained(args.model_name_or_path)  # None: from scratch; a ViT checkpoint is converted
+    hub_token = check_hub_args(args)  # --push_to_hub: repo id and token checked before any training
 
     # ------------------------------------------------------------------------------------------------------------
     # 2. Accelerator: device, precision, processes; then the seeds and the output folder
@@ -120,12 +122,14 @@ def main(argv=None):
             save_checkpoint(accelerator, output_dir, epoch)
 
     # ------------------------------------------------------------------------------------------------------------
-    # 7. Final save: the model, its config and the image processor, loadable with from_pretrained
+    # 7. Final save: the model, its config and the image processor, loadable with from_pretrained (and published)
     # ------------------------------------------------------------------------------------------------------------
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         save_final_model(accelerator.unwrap_model(model), processor, output_dir)
         accelerator.print(f"Saved the model, image processor and metrics to {output_dir}")
+        if args.push_to_hub:
+            accelerator.print(f"Published to {publish_output(output_dir, args, hub_token).commit_url}")
     accelerator.end_training()
 
 

@@ -77,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--resume-from-checkpoint", default=None, help="a checkpoint folder, or 'latest' in the output dir")
     add("--report-to", default="none", help="accelerate trackers (e.g. tensorboard, wandb, all), or none")
     add("--eval-batch-size", type=_positive_int, default=None, help="default: 2 x batch size")
+    add("--push_to_hub", "--push-to-hub", action="store_true",
+        help="after training, publish the output folder to the Hub as push_to_hub.py does (token: HF_TOKEN or "
+             "`hf auth login`)")
+    add("--hub_model_id", "--hub-model-id", default=None, help="with --push_to_hub: the repository, USER/NAME")
     return parser
 
 
