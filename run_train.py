@@ -18,17 +18,18 @@ from pathlib import Path
 from accelerate.utils import set_seed
 
 from cli import run_cli
-from modeling_simple_vit import SimpleViTForImageClassification
 from simple_vit_training.accelerator import make_accelerator
 from simple_vit_training.arguments import build_parser, parse_args  # noqa: F401  (build_parser: part of the API)
 from simple_vit_training.augmentation import BatchAugment
 from simple_vit_training.checkpoints import (load_checkpoint, resolve_resume_checkpoint, save_checkpoint,
                                              save_final_model)
 from simple_vit_training.data import build_training_data, load_splits, make_image_processor, make_normalizer
+from simple_vit_training.hub import check_hub_args, publish_output
 from simple_vit_training.loop import evaluate_model, train_one_epoch
 from simple_vit_training.metrics import TrainingHistory, load_accuracy_metric, plot_metrics, write_metrics
-from simple_vit_training.model_config import build_model_config, load_model_config_overrides
+from simple_vit_training.model_config import build_model, build_model_config, load_model_config_overrides
 from simple_vit_training.optim import make_optimizer, make_scheduler
+from simple_vit_training.pretrained import open_pretrained
 
 
 def main(argv=None):
@@ -39,6 +40,8 @@ def main(argv=None):
     model_overrides = load_model_config_overrides(args.model_config)
     output_dir = Path(args.output_dir)
     resume_from = resolve_resume_checkpoint(args.resume_from_checkpoint, output_dir)
+    pretrained = open_pretrained(args.model_name_or_path)  # None: from scratch; a ViT checkpoint is converted
+    hub_token = check_hub_args(args)  # --push_to_hub: repo id and token checked before any training
 
     # ------------------------------------------------------------------------------------------------------------
     # 2. Accelerator: device, precision, processes; then the seeds and the output folder
@@ -54,16 +57,16 @@ def main(argv=None):
     # ------------------------------------------------------------------------------------------------------------
     with accelerator.local_main_process_first():  # one process per machine fills the datasets cache first
         splits = load_splits(args)
-    config = build_model_config(model_overrides, splits.class_names)
-    processor = make_image_processor(config)
+    config = build_model_config(model_overrides, splits.class_names, pretrained, args.ignore_mismatched_sizes)
+    processor = make_image_processor(config, pretrained)
     augment = BatchAugment(args.augmentation, config.image_size)
     data = build_training_data(splits, config.image_size, processor, augment.policy, accelerator, args)
     normalize = make_normalizer(processor, accelerator.device)
 
     # ------------------------------------------------------------------------------------------------------------
-    # 4. Model
+    # 4. Model: random weights, or the checkpoint's
     # ------------------------------------------------------------------------------------------------------------
-    model = SimpleViTForImageClassification(config)
+    model = build_model(config, pretrained, args.ignore_mismatched_sizes)
     num_parameters = sum(p.numel() for p in model.parameters())
 
     # ------------------------------------------------------------------------------------------------------------
@@ -119,12 +122,14 @@ def main(argv=None):
             save_checkpoint(accelerator, output_dir, epoch)
 
     # ------------------------------------------------------------------------------------------------------------
-    # 7. Final save: the model, its config and the image processor, loadable with from_pretrained
+    # 7. Final save: the model, its config and the image processor, loadable with from_pretrained (and published)
     # ------------------------------------------------------------------------------------------------------------
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         save_final_model(accelerator.unwrap_model(model), processor, output_dir)
         accelerator.print(f"Saved the model, image processor and metrics to {output_dir}")
+        if args.push_to_hub:
+            accelerator.print(f"Published to {publish_output(output_dir, args, hub_token).commit_url}")
     accelerator.end_training()
 
 

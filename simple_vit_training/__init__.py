@@ -3,6 +3,7 @@
     arguments       the command line: build_parser(), parse_args(); recipes become the parser's defaults
     recipes         configs/recipes/NAME.json (or any JSON file): named sets of training settings
     model_config    --model-config files: SimpleViTConfig fields, checked before any work starts
+    pretrained      --model_name_or_path: a SimpleViT or transformers ViT checkpoint to start from (converted)
     accelerator     the Accelerator for this machine (device, precision, CPU threads)
     data            load the splits, decode the images once, the image processor and the matching normaliser
     augmentation    training augmentation on whole uint8 batches (BatchAugment) or per image (PolicyImages)
@@ -11,6 +12,7 @@
     metrics         the per-epoch history (saved with checkpoints), metrics.json and metrics.png
     checkpoints     resumable checkpoints and the final model, each written whole or not at all
     atomic_files    the durable-write primitives those use
+    hub             --push_to_hub: publish the output folder with push_to_hub.py's functions after training
 """
 
 from pathlib import Path

@@ -66,11 +66,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="default: accelerate's config, else bf16 on a GPU that supports it, else no")
     add("--compile", action="store_true", help="torch.compile the model (through accelerate's dynamo plugin)")
     add("--model-config", default=None, help="JSON file overriding SimpleViTConfig fields")
+    add("--model_name_or_path", "--model-name-or-path", default=None,
+        help="start from this checkpoint (folder or Hub id): SimpleViT, or transformers ViTForImageClassification / "
+             "ViTModel (converted on the fly); its config sets the architecture, its preprocessor the normalisation")
+    add("--ignore_mismatched_sizes", "--ignore-mismatched-sizes", action="store_true",
+        help="with --model_name_or_path: re-initialise a classification head whose label count differs from the "
+             "dataset's")
     add("--save-model-every", type=_non_negative_int, default=0,
         help="write a resumable checkpoint every N epochs (0: only the final model)")
     add("--resume-from-checkpoint", default=None, help="a checkpoint folder, or 'latest' in the output dir")
     add("--report-to", default="none", help="accelerate trackers (e.g. tensorboard, wandb, all), or none")
     add("--eval-batch-size", type=_positive_int, default=None, help="default: 2 x batch size")
+    add("--push_to_hub", "--push-to-hub", action="store_true",
+        help="after training, publish the output folder to the Hub as push_to_hub.py does (token: HF_TOKEN or "
+             "`hf auth login`)")
+    add("--hub_model_id", "--hub-model-id", default=None, help="with --push_to_hub: the repository, USER/NAME")
     return parser
 
 
@@ -83,6 +93,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     recipe = recipe_only.parse_known_args(argv)[0].recipe
     parser.set_defaults(**recipe_defaults(recipe, parser))
     args = parser.parse_args(argv)
+    if args.model_name_or_path is not None:
+        # The checkpoint fixes the architecture: a recipe's --model-config gives way; an explicit one is a conflict.
+        if args.model_config not in (None, parser.get_default("model_config")):
+            raise CLIError("--model-config and --model_name_or_path exclude each other: the checkpoint's config "
+                           "sets the model")
+        args.model_config = None
     if args.output_dir is None:
         args.output_dir = os.path.join("experiments", args.exp_name)
     if not 0 <= args.label_smoothing < 1:

@@ -62,7 +62,10 @@ class BatchAugment:
 
     def __call__(self, images):
         # images: (batch, 3, H, W) uint8 -> (batch, 3, image_size, image_size) float in [0, 255]
+        # (H = W may be below image_size: images are held at decode size and the crop outputs the model's size)
         if self.kind == "none":
+            if images.shape[-2:] != (self.image_size, self.image_size):  # held below the model's size
+                images = v2.functional.resize(images, [self.image_size, self.image_size], antialias=True)
             return images.float()
         n, size = images.shape[0], images.shape[-1]
         if self.kind == "pad-crop":

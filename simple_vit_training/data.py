@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from torchvision.transforms import v2
 from transformers import ViTImageProcessor
+from transformers.image_utils import PILImageResampling, pil_torch_interpolation_mapping
 
 from cli import CLIError, first_line
 
@@ -96,8 +97,22 @@ def decode_images(dataset, image_column, label_column, image_size, num_proc=None
     return torch.from_numpy(np.ascontiguousarray(pixels)), torch.from_numpy(labels)
 
 
-def make_image_processor(config):
-    """The `transformers` image processor saved with the model: exactly the evaluation transform."""
+def decode_size(dataset, image_column, image_size) -> int:
+    """The side length the images are decoded (and held) at: the model's size, unless the dataset's images are
+    smaller (the first image's longer side): then their own. Upsampling CIFAR-10 to 224 px for a ViT-B checkpoint
+    once would hold 7.5 GB of uint8 (and 6 GB of float eval inputs); held at 32 px it is 150 MB, and each batch
+    is resized on the training device instead (the crop outputs the model's size; EvalPixels resizes eval batches).
+    """
+    if len(dataset) == 0:
+        return image_size
+    return min(image_size, max(dataset[0][image_column].size))
+
+
+def make_image_processor(config, pretrained=None):
+    """The `transformers` image processor saved with the model: exactly the evaluation transform. Fine-tuning a
+    checkpoint that has one keeps it (its mean/std are what the weights were trained with)."""
+    if pretrained is not None and pretrained.processor is not None:
+        return pretrained.processor
     return ViTImageProcessor(
         do_resize=True,
         size={"height": config.image_size, "width": config.image_size},
@@ -113,9 +128,10 @@ def make_normalizer(processor, device):
     """A function that rescales and normalises float images in [0, 255] exactly as `processor` does:
     (x * rescale_factor - mean) / std. The constants go to the device once: building them every step would be a
     host-to-GPU copy that makes the host wait for the GPU."""
-    mean = torch.tensor(processor.image_mean, device=device).view(1, -1, 1, 1)
-    std = torch.tensor(processor.image_std, device=device).view(1, -1, 1, 1)
-    rescale = processor.rescale_factor
+    # A checkpoint's processor may switch either step off; it then leaves the values as they are.
+    mean = torch.tensor(processor.image_mean if processor.do_normalize else 0.0, device=device).view(1, -1, 1, 1)
+    std = torch.tensor(processor.image_std if processor.do_normalize else 1.0, device=device).view(1, -1, 1, 1)
+    rescale = processor.rescale_factor if processor.do_rescale else 1.0
     return lambda images: (images * rescale - mean) / std
 
 
@@ -125,7 +141,7 @@ class TrainingData:
 
     train_images: torch.Tensor  # (N, 3, S, S) uint8: on the device, or on the CPU when a per-image policy runs
     train_labels: torch.Tensor  # (N,) int64, on the device
-    eval_pixels: torch.Tensor  # (M, 3, S, S) float, exactly what the saved image processor produces, on the device
+    eval_pixels: "EvalPixels"  # [index] -> (batch, 3, S, S) float, what the saved image processor produces
     eval_labels: torch.Tensor  # (M,) int64, on the device
     train_loader: torch.utils.data.DataLoader
     eval_loader: torch.utils.data.DataLoader
@@ -136,23 +152,43 @@ class TrainingData:
         return batch if self.policy_in_loader else (batch, self.train_images[batch])
 
 
+class EvalPixels:
+    """The evaluation inputs, made one batch at a time from the uint8 images held at decode size on the device:
+    resized as the saved image processor resizes (its interpolation, antialiased, on uint8), then rescaled and
+    normalised as it does. `eval_pixels[index]` is a (batch, 3, S, S) float batch; the whole float set (6 GB for
+    CIFAR-10's test split at 224 px) is never held."""
+
+    def __init__(self, images, processor, image_size, normalize):
+        self.images, self.image_size, self.normalize = images, image_size, normalize
+        self.resize = processor.do_resize
+        self.interpolation = pil_torch_interpolation_mapping[PILImageResampling(processor.resample)]
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, index):
+        images = self.images[index]  # (batch, 3, s, s) uint8 at decode size
+        if self.resize and images.shape[-2:] != (self.image_size, self.image_size):
+            images = v2.functional.resize(images, [self.image_size, self.image_size],
+                                          interpolation=self.interpolation, antialias=True)
+        return self.normalize(images.float())  # (batch, 3, image_size, image_size)
+
+
 def build_training_data(splits: Splits, image_size, processor, policy, accelerator, args) -> TrainingData:
-    """Decode both splits (one process per machine first: it fills the datasets cache), place them on the device
-    and make the loaders, which yield indices (and, with a per-image policy, the policy's images)."""
+    """Decode both splits (one process per machine first: it fills the datasets cache) at `decode_size`, place them
+    on the device and make the loaders, which yield indices (and, with a per-image policy, the policy's images)."""
+    size = decode_size(splits.train, splits.image_column, image_size)
     with accelerator.local_main_process_first():
         train_images, train_labels = decode_images(splits.train, splits.image_column, splits.label_column,
-                                                   image_size, args.num_workers)
+                                                   size, args.num_workers)
         eval_images, eval_labels = decode_images(splits.evaluation, splits.image_column, splits.label_column,
-                                                 image_size, args.num_workers)
+                                                 size, args.num_workers)
     device = accelerator.device
     on_gpu = device.type == "cuda"
     # Per-image policies run on the CPU copy (see PolicyImages); otherwise the whole uint8 set lives on the device.
     if policy is None:
         train_images = train_images.to(device)
-    # The evaluation inputs are exactly what the saved image processor produces, computed once.
-    eval_pixels = torch.cat(
-        [processor(images=chunk, return_tensors="pt")["pixel_values"] for chunk in eval_images.split(1024)]
-    ).to(device)
+    eval_pixels = EvalPixels(eval_images.to(device), processor, image_size, make_normalizer(processor, device))
 
     # accelerate shards these loaders across processes (and pads the last eval batch, which `gather_for_metrics`
     # drops again).

@@ -6,8 +6,10 @@ from pathlib import Path
 
 from cli import CLIError
 from configuration_simple_vit import SimpleViTConfig
+from modeling_simple_vit import SimpleViTForImageClassification
 
 from . import PROJECT_ROOT
+from .pretrained import load_pretrained_model, pretrained_model_config
 
 # Every field SimpleViTConfig takes by name (anything else in a file is a typo that must not pass silently).
 CONFIG_FIELDS = frozenset(inspect.signature(SimpleViTConfig.__init__).parameters) - {"self", "kwargs"}
@@ -47,8 +49,11 @@ def load_model_config_overrides(path) -> dict:
     return overrides
 
 
-def build_model_config(overrides: dict, class_names) -> SimpleViTConfig:
-    """The model's config: the overrides plus the dataset's class names (id2label / label2id)."""
+def build_model_config(overrides: dict, class_names, pretrained=None, ignore_mismatched_sizes=False) -> SimpleViTConfig:
+    """The model's config: the overrides plus the dataset's class names (id2label / label2id); with
+    --model_name_or_path, the checkpoint's config plus the dataset's class names."""
+    if pretrained is not None:
+        return pretrained_model_config(pretrained, class_names, ignore_mismatched_sizes)
     try:
         return SimpleViTConfig(**{
             **overrides,
@@ -57,3 +62,10 @@ def build_model_config(overrides: dict, class_names) -> SimpleViTConfig:
         })
     except ValueError as err:
         raise CLIError(f"invalid model config: {err}") from None
+
+
+def build_model(config: SimpleViTConfig, pretrained=None, ignore_mismatched_sizes=False):
+    """A SimpleViTForImageClassification: randomly initialised, or holding --model_name_or_path's weights."""
+    if pretrained is None:
+        return SimpleViTForImageClassification(config)
+    return load_pretrained_model(pretrained, config, ignore_mismatched_sizes)
