@@ -31,5 +31,5 @@ done
 # The table: test accuracy per epoch, each pipeline and seed.
 for f in "$OUT"/*.jsonl; do
   printf '%-28s %s\n' "$(basename "$f" .jsonl)" \
-    "$("$PY" -c 'import json,sys; print(" ".join(f"{json.loads(l)["acc"]*100:.1f}" for l in open(sys.argv[1])))' "$f")"
+    "$("$PY" -c 'import json,sys; print(" ".join("%.1f" % (100 * json.loads(l)["acc"]) for l in open(sys.argv[1])))' "$f")"
 done
