@@ -57,7 +57,18 @@ NOT_RECIPE = {"recipe", "dataset_name", "output_dir", "exp_name", "save_model_ev
 
 
 # Options added after some runs were made, with the value that means what those runs did.
-ADDED_SINCE = {"max_grad_norm": None}  # no clipping
+ADDED_SINCE = {
+    "max_grad_norm": None,  # no clipping
+    "model_name_or_path": None,  # trained from scratch
+    "ignore_mismatched_sizes": False,
+    "push_to_hub": False,  # publishing after training changes no weight
+    "hub_model_id": None,
+}
+# Recipes whose model changed after some committed runs, with (what those runs recorded, what the recipe now selects).
+# `--recipe tutorial` selects the tutorial's architecture (configs/tutorial.json: no final LayerNorm) since commit
+# b6329e8; results/tutorial-recipe still holds the run made before it (with the final LayerNorm), until its rerun
+# is committed (docs/experiments.md, "Runs stopped early").
+CHANGED_SINCE = {"model_config": (None, "configs/tutorial.json")}
 
 
 def settings_not_reproduced(ran, argv):
@@ -69,7 +80,9 @@ def settings_not_reproduced(ran, argv):
     assert set(ran) <= set(now), f"options the script no longer has: {set(ran) - set(now)}"
     assert set(now) - set(ran) <= set(ADDED_SINCE), f"new options without a recorded old value: {set(now) - set(ran)}"
     missing = {key: (ADDED_SINCE[key], now[key]) for key in set(now) - set(ran) if now[key] != ADDED_SINCE[key]}
-    return {**missing, **{key: (ran[key], now[key]) for key in ran if key not in NOT_RECIPE and ran[key] != now[key]}}
+    differing = {key: (ran[key], now[key]) for key in ran if key not in NOT_RECIPE and ran[key] != now[key]}
+    differing = {key: pair for key, pair in differing.items() if CHANGED_SINCE.get(key) != pair}
+    return {**missing, **differing}
 
 
 def test_improved_40_preset_is_the_committed_run():
