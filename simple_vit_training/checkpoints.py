@@ -26,7 +26,7 @@ import torch
 
 from cli import CLIError, first_line
 
-from .atomic_files import finish_files, write_atomically
+from .atomic_files import NoSpaceError, finish_files, write_atomically
 
 MANIFEST = "manifest.json"
 FORMAT = "simple-vit-checkpoint/1"
@@ -138,15 +138,22 @@ def _candidates(output_dir: Path):
 
 
 def find_latest_checkpoint(output_dir: Path, warn=None):
-    """The newest checkpoint that verifies, or None; each newer one that does not is reported through `warn`."""
+    """The newest checkpoint that verifies, or None. Every damaged one tried before it, and every folder without a
+    readable manifest (which can never be used), is reported through `warn` as one line."""
+    chosen, problems = None, []
     for folder in _candidates(output_dir):
         try:
-            verify_checkpoint(folder)
-            return folder
+            # Older ones than the chosen: only their manifest is checked (hashing them all would be slow).
+            read_manifest(folder) if chosen else verify_checkpoint(folder)
         except CheckpointError as err:
-            if warn is not None:
-                warn(f"warning: skipping {err}; falling back to an older checkpoint")
-    return None
+            problems.append(err)
+            continue
+        chosen = chosen or folder
+        if not warn:
+            break
+    for err in problems if warn else ():
+        warn(f"warning: skipping {err}; using {chosen or 'none'}")
+    return chosen
 
 
 def _warn_on_main(message):
@@ -204,7 +211,8 @@ def _fault(kind, global_step, phase=None):
 def _disk_error(err, final, output_dir):
     previous = find_latest_checkpoint(output_dir)
     kept = f"previous checkpoint {previous} kept" if previous else "no earlier checkpoint"
-    no_space = getattr(err, "errno", None) == errno.ENOSPC or "No space left" in str(err)
+    no_space = (isinstance(err, NoSpaceError) or getattr(err, "errno", None) == errno.ENOSPC
+                or "No space left" in str(err))
     what = "no space left on device" if no_space else f"error ({first_line(err)})"
     return CLIError(f"{what} while writing checkpoint {final}; {kept}")
 
@@ -236,7 +244,7 @@ def save_checkpoint(accelerator, output_dir: Path, epoch: int, name=None, progre
             verify_checkpoint(staging)  # what is on disk is what was meant to be written
             _fault("kill-in-save", global_step, "publish")
             _publish(staging, final)
-    except (OSError, RuntimeError, CheckpointError) as err:  # torch.save reports a failed write as RuntimeError
+    except (OSError, RuntimeError, CheckpointError, NoSpaceError) as err:  # torch.save reports a failed write as RuntimeError
         if accelerator.is_main_process:
             shutil.rmtree(staging, ignore_errors=True)
         raise _disk_error(err, final, output_dir) from None
