@@ -30,8 +30,9 @@ from .atomic_files import NoSpaceError, finish_files, write_atomically
 
 MANIFEST = "manifest.json"
 FORMAT = "simple-vit-checkpoint/1"
-# Test hook (tests/test_preemption.py): "kill-after-step:G", "kill-in-save:G:PHASE" (PHASE: state, manifest,
-# publish), "enospc-in-save:G", "sleep-per-step:SECONDS". A real SIGKILL (or error) at an exact point of a save.
+# Test hook (tests/test_preemption.py), comma-separated: "kill-after-step:G", "kill-in-save:G:PHASE" (PHASE: state,
+# manifest, publish), "enospc-in-save:G", "sleep-per-step:SECONDS", "sleep-in-save:SECONDS". A real SIGKILL (or
+# error) at an exact point of a run or of a save; the sleeps give a test's signal time to land where it means to.
 FAULT_ENV = "SIMPLE_VIT_FAULT"
 EXIT_CODES = {signal.SIGTERM: 143, signal.SIGINT: 130}  # 128 + signal number, as a shell reports a killed job
 
@@ -197,10 +198,18 @@ def load_checkpoint(accelerator, folder: Path) -> dict:
 # ---------------------------------------------------------------------------------------------------------------
 # Saving
 # ---------------------------------------------------------------------------------------------------------------
+def _fault_specs():
+    return os.environ.get(FAULT_ENV, "").split(",")
+
+
+def _fault_sleep(kind):
+    """Seconds to sleep at this point (test hook "KIND:SECONDS"), else 0."""
+    return next((float(spec.partition(":")[2]) for spec in _fault_specs() if spec.startswith(kind + ":")), 0.0)
+
+
 def _fault(kind, global_step, phase=None):
-    """The test hook: act when SIMPLE_VIT_FAULT names this point."""
-    spec = os.environ.get(FAULT_ENV, "")
-    if spec == ":".join(str(x) for x in (kind, global_step, phase) if x is not None):
+    """The test hook: act when SIMPLE_VIT_FAULT (comma-separated) names this point."""
+    if ":".join(str(x) for x in (kind, global_step, phase) if x is not None) in _fault_specs():
         if kind == "enospc-in-save":
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         if phase == "manifest":  # half a manifest under its real name: must count as incomplete
@@ -234,6 +243,7 @@ def save_checkpoint(accelerator, output_dir: Path, epoch: int, name=None, progre
         accelerator.save_state(str(staging))  # every process writes its own RNG state
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
+            time.sleep(_fault_sleep("sleep-in-save"))
             _fault("kill-in-save", global_step, "state")
             _fault("enospc-in-save", global_step)
             manifest = {"format": FORMAT, "global_step": global_step, **progress, "files": _describe_files(staging)}
@@ -314,7 +324,7 @@ class Checkpointer:
         self.save_total_limit = args.save_total_limit
         self.position = Position()
         self.signal_received = None
-        self.step_sleep = float(os.environ.get(FAULT_ENV, "").partition("sleep-per-step:")[2] or 0)
+        self.step_sleep = _fault_sleep("sleep-per-step")
         for signum in EXIT_CODES:
             signal.signal(signum, self._on_signal)
 

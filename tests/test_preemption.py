@@ -127,9 +127,9 @@ def test_sigkill_then_resume_equals_uninterrupted(setup, augmentation, workers, 
 # ---------------------------------------------------------------------------------------------------------------
 # SIGTERM: finish the step, checkpoint, exit 143 with one line; a second signal stops at once
 # ---------------------------------------------------------------------------------------------------------------
-def _start_slow_run(setup, out):
+def _start_slow_run(setup, out, faults="sleep-per-step:0.3"):
     command = _command(setup, out, "tutorial", 0, "--checkpointing-steps", 4)
-    return subprocess.Popen(command, cwd=ROOT, env=_env(SIMPLE_VIT_FAULT="sleep-per-step:0.3"),
+    return subprocess.Popen(command, cwd=ROOT, env=_env(SIMPLE_VIT_FAULT=faults),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -162,14 +162,17 @@ def test_sigterm_mid_epoch_checkpoints_and_resume_loses_no_step(setup):
 
 def test_second_signal_stops_at_once(setup):
     out = setup[2] / "twice"
-    process = _start_slow_run(setup, out)
+    # Saves take 2 s (a sleep inside them): the second signal lands inside the save the first one started.
+    process = _start_slow_run(setup, out, "sleep-per-step:0.3,sleep-in-save:2")
     _wait_for(out / "checkpoints" / "step_4" / "manifest.json", process)
     process.send_signal(signal.SIGINT)
-    process.send_signal(signal.SIGINT)  # lands while the step (its 0.3 s sleep) is still running
+    time.sleep(0.8)  # the step in progress ends (<= 0.3 s + compute), its save begins, and sleeps
+    process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == -signal.SIGINT, stderr[-2000:]
     assert "second SIGINT: stopping at once" in stderr
-    assert find_latest_checkpoint(out).name == "step_4"  # no checkpoint was started for the interrupted step
+    assert find_latest_checkpoint(out).name == "step_4"  # the save cut short was never published
+    assert len(list((out / "checkpoints").glob(".step_*.tmp"))) == 1
 
 
 # ---------------------------------------------------------------------------------------------------------------
