@@ -298,3 +298,25 @@ def test_checkpoint_flags_are_checked(capsys, flag, value, message):
     args = parse_args(["--checkpointing_steps", "epoch", "--save_total_limit", "3", "--resume_from_checkpoint", "x"])
     assert (args.checkpointing_steps, args.save_total_limit, args.resume_from_checkpoint) == ("epoch", 3, "x")
     assert parse_args(["--checkpointing-steps", "7"]).checkpointing_steps == 7
+
+
+def test_two_process_ddp_sigkill_then_resume_equals_uninterrupted(setup):
+    """gloo DDP on the CPU (2 processes x batch 8): every process's RNG state is in the checkpoint, the loss so
+    far is the mean over processes, and the kill of one process (rank 0, inside its step) ends the group."""
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+
+    def command(out, *extra):
+        return launcher + _command(setup, out, "tutorial", 0, "--checkpointing-steps", 2, *extra)[1:] + [
+            "--batch-size", "8"]
+
+    straight, out = setup[2] / "ddp-straight", setup[2] / "ddp-killed"
+    _run(command(straight))
+    killed = _run(command(out), check=False, SIMPLE_VIT_FAULT="kill-after-step:5")
+    assert killed.returncode != 0
+    assert find_latest_checkpoint(out).name == "step_4"
+    assert sorted(p.name for p in find_latest_checkpoint(out).glob("random_states_*")) == [
+        "random_states_0.pkl", "random_states_1.pkl"]
+    _run(command(out, "--resume-from-checkpoint", "latest"))
+    assert json.loads((out / "metrics.json").read_text())["world_size"] == 2
+    _assert_same_run(straight, out)
