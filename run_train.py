@@ -21,8 +21,7 @@ from cli import run_cli
 from simple_vit_training.accelerator import make_accelerator
 from simple_vit_training.arguments import build_parser, parse_args  # noqa: F401  (build_parser: part of the API)
 from simple_vit_training.augmentation import BatchAugment
-from simple_vit_training.checkpoints import (load_checkpoint, resolve_resume_checkpoint, save_checkpoint,
-                                             save_final_model)
+from simple_vit_training.checkpoints import Checkpointer, resolve_resume_checkpoint, save_final_model
 from simple_vit_training.data import build_training_data, load_splits, make_image_processor, make_normalizer
 from simple_vit_training.hub import check_hub_args, publish_output
 from simple_vit_training.loop import evaluate_model, train_one_epoch
@@ -79,12 +78,14 @@ def main(argv=None):
     )
     history = TrainingHistory()
     accelerator.register_for_checkpointing(history)
+    checkpointer = Checkpointer(accelerator, output_dir, args)  # from here on, SIGTERM/SIGINT save, then exit
+    position = checkpointer.resume(resume_from)
     if resume_from is not None:
-        load_checkpoint(accelerator, resume_from)
-        accelerator.print(f"Resumed from {resume_from} after epoch {history.epochs_done}")
+        accelerator.print(f"Resumed from {resume_from} at step {position.global_step} (epoch {position.epoch}, "
+                          f"{position.batches_done} batches done)")
 
     # ------------------------------------------------------------------------------------------------------------
-    # 6. Loop: train, evaluate, log, save (metrics every epoch, resumable checkpoints every --save-model-every)
+    # 6. Loop: train, evaluate, log, save (metrics every epoch; checkpoints every --checkpointing-steps, on a signal)
     # ------------------------------------------------------------------------------------------------------------
     accuracy_metric = load_accuracy_metric()
     if args.report_to != "none":
@@ -96,9 +97,10 @@ def main(argv=None):
         f"epochs={args.epochs} batch_size={args.batch_size}x{accelerator.num_processes}"
     )
     model.train()
-    for epoch in range(history.epochs_done + 1, args.epochs + 1):
+    for epoch in range(checkpointer.first_epoch(history.epochs_done), args.epochs + 1):
         start = time.perf_counter()
-        train_loss = train_one_epoch(accelerator, model, optimizer, scheduler, data, augment, normalize, args, epoch)
+        train_loss = train_one_epoch(accelerator, model, optimizer, scheduler, data, augment, normalize, args, epoch,
+                                     checkpointer)
         train_seconds = time.perf_counter() - start
         eval_loss, eval_accuracy = evaluate_model(accelerator, model, data, accuracy_metric)
         epoch_seconds = time.perf_counter() - start
@@ -110,7 +112,7 @@ def main(argv=None):
         )
         accelerator.log({"train_loss": train_loss, "eval_loss": eval_loss, "eval_accuracy": eval_accuracy},
                         step=epoch)
-        checkpoint_epoch = args.save_model_every and epoch % args.save_model_every == 0
+        checkpoint_epoch = checkpointer.every_epochs and epoch % checkpointer.every_epochs == 0
         if accelerator.is_main_process:
             write_metrics(output_dir / "metrics.json", history, world_size=accelerator.num_processes,
                           num_parameters=num_parameters, train_samples=len(data.train_labels),
@@ -118,8 +120,7 @@ def main(argv=None):
                           mixed_precision=accelerator.mixed_precision, args=vars(args))
             if epoch == args.epochs or checkpoint_epoch:
                 plot_metrics(history.metrics, output_dir / "metrics.png")  # ~0.3 s: not every epoch of a GPU run
-        if checkpoint_epoch:
-            save_checkpoint(accelerator, output_dir, epoch)
+        checkpointer.after_epoch(epoch)
 
     # ------------------------------------------------------------------------------------------------------------
     # 7. Final save: the model, its config and the image processor, loadable with from_pretrained (and published)

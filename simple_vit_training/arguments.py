@@ -6,6 +6,7 @@ import os
 from cli import CLIError, OneLineArgumentParser
 
 from .augmentation import AUGMENTATIONS
+from .checkpoints import add_checkpoint_arguments
 from .recipes import DEFAULT_RECIPE, describe_recipes, recipe_defaults
 
 DESCRIPTION = "Train SimpleViT on CIFAR-10 (or any image-classification dataset) with accelerate."
@@ -72,9 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--ignore_mismatched_sizes", "--ignore-mismatched-sizes", action="store_true",
         help="with --model_name_or_path: re-initialise a classification head whose label count differs from the "
              "dataset's")
-    add("--save-model-every", type=_non_negative_int, default=0,
-        help="write a resumable checkpoint every N epochs (0: only the final model)")
-    add("--resume-from-checkpoint", default=None, help="a checkpoint folder, or 'latest' in the output dir")
+    add_checkpoint_arguments(parser)  # --checkpointing-steps, --save-total-limit, --resume-from-checkpoint, ...
     add("--report-to", default="none", help="accelerate trackers (e.g. tensorboard, wandb, all), or none")
     add("--eval-batch-size", type=_positive_int, default=None, help="default: 2 x batch size")
     add("--push_to_hub", "--push-to-hub", action="store_true",

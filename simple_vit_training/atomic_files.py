@@ -4,12 +4,19 @@ Everything is written under a temporary name next to its destination, flushed to
 (a rename within one folder is atomic). A crash at any moment leaves no half-written file under the real name.
 """
 
+import errno
 import os
 import tempfile
 from pathlib import Path
 
+from cli import CLIError
+
 _UMASK = os.umask(0o022)  # read the process umask once (setting it is the only way to read it), then restore it
 os.umask(_UMASK)
+
+
+class NoSpaceError(CLIError):
+    """The disk filled up during a write: one line naming the file; the previous version stays in place."""
 
 
 def finish_files(path):
@@ -39,6 +46,10 @@ def write_atomically(path: Path, write):
         write(tmp)
         finish_files(tmp)
         os.replace(tmp, path)
+    except OSError as err:
+        if err.errno != errno.ENOSPC:
+            raise
+        raise NoSpaceError(f"no space left on device while writing {path}; the previous {path.name} is kept") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

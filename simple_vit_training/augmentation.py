@@ -86,14 +86,24 @@ class PolicyImages(torch.utils.data.Dataset):
 
     Fetching through a DataLoader puts the 50,000 policy calls an epoch into its `num_workers` processes, so on a GPU
     the training process does not spend its time on them; with no workers they run in the training process. Either
-    way each image gets its own draw of operation and magnitude.
+    way each image gets its own draw of operation and magnitude. The draw for image i in epoch e comes from its own
+    seed (seed, e, i), not from whatever a worker's or the training process's random stream holds at that moment:
+    so a run resumed in the middle of an epoch (which skips the batches already done, and whose loader prefetches)
+    repeats the uninterrupted run's draws exactly, with any number of workers. The global stream of the process
+    that fetches is left as it was (`fork_rng`), so the batch augmentation's draws do not depend on the policy's.
     """
 
-    def __init__(self, images, policy):
-        self.images, self.policy = images, policy
+    def __init__(self, images, policy, seed=0):
+        self.images, self.policy, self.seed, self.epoch = images, policy, seed, 0
+
+    def set_epoch(self, epoch):  # called by accelerate's loader at each epoch (before the workers are forked)
+        self.epoch = epoch
 
     def __len__(self):
         return len(self.images)
 
     def __getitem__(self, i):
-        return i, self.policy(self.images[i])
+        with torch.random.fork_rng(devices=[]):
+            # Only the CPU generator: torch.manual_seed would also reseed every GPU's.
+            torch.default_generator.manual_seed(hash((self.seed, self.epoch, int(i))) & (2**63 - 1))
+            return i, self.policy(self.images[i])

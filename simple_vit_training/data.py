@@ -200,7 +200,7 @@ def build_training_data(splits: Splits, image_size, processor, policy, accelerat
         # moment, which checkpoints restore: a run resumed with the same --num-workers repeats the policy's draws
         # (which worker draws for which batch depends on that number). Persistent workers would keep streams seeded
         # in the first epoch, which a resumed run cannot repeat.
-        train_loader = torch.utils.data.DataLoader(PolicyImages(train_images, policy), batch_size=args.batch_size,
+        train_loader = torch.utils.data.DataLoader(PolicyImages(train_images, policy, args.seed), batch_size=args.batch_size,
                                                    shuffle=True, pin_memory=on_gpu, num_workers=args.num_workers)
     eval_loader = torch.utils.data.DataLoader(torch.arange(len(eval_labels)),
                                               batch_size=args.eval_batch_size or 2 * args.batch_size,

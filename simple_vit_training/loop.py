@@ -5,13 +5,32 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 
-def train_one_epoch(accelerator, model, optimizer, scheduler, data, augment, normalize, args, epoch) -> float:
-    """One pass over the training set; returns the mean training loss over all processes."""
+def _train_batches(accelerator, loader, skip):
+    """The epoch's batches from batch `skip` on. A run resumed mid-epoch starts its loader where the checkpoint
+    was taken; starting a DataLoader draws its workers' base seed from the global torch RNG, which the checkpoint
+    has restored to its state after the last finished step: that draw must not shift the augmentation's draws."""
+    if not skip:
+        yield from loader
+        return
+    batches = iter(accelerator.skip_first_batches(loader, skip))
+    with torch.random.fork_rng(devices=[]):
+        first = next(batches, None)
+    if first is not None:
+        yield first
+        yield from batches
+
+
+def train_one_epoch(accelerator, model, optimizer, scheduler, data, augment, normalize, args, epoch,
+                    checkpointer) -> float:
+    """One pass over the training set (the rest of it, for a run resumed mid-epoch); returns the mean training
+    loss over all processes. `checkpointer.after_step` runs after every optimizer step (checkpoints, signals)."""
     data.train_loader.set_epoch(epoch)
+    skip, loss_done = checkpointer.epoch_start(epoch)
     # Summed on the device and read once per epoch: a .item() per step would stall a GPU every step.
-    loss_sum = torch.zeros((), device=accelerator.device)
-    steps = 0
-    for batch in tqdm(data.train_loader, desc=f"epoch {epoch}/{args.epochs}", leave=False,
+    loss_sum = torch.full((), loss_done, device=accelerator.device)
+    steps = skip
+    for batch in tqdm(_train_batches(accelerator, data.train_loader, skip), desc=f"epoch {epoch}/{args.epochs}",
+                      total=len(data.train_loader), initial=skip, leave=False,
                       disable=not accelerator.is_local_main_process):
         index, images = data.train_batch(batch)
         with accelerator.accumulate(model):
@@ -27,6 +46,8 @@ def train_one_epoch(accelerator, model, optimizer, scheduler, data, augment, nor
             optimizer.zero_grad(set_to_none=True)
         loss_sum += loss.detach()
         steps += 1
+        if accelerator.sync_gradients:  # an optimizer step was taken: a checkpoint may be due, a signal waiting
+            checkpointer.after_step(epoch, steps, loss_sum)
     return accelerator.reduce(loss_sum / max(steps, 1), reduction="mean").item()
 
 
