@@ -53,7 +53,7 @@ PRESET_RUN = ROOT / "results" / "improved-40-lr-4e-3"
 # Arguments that say where data and outputs live, not how the model is trained (num_workers: processes for the
 # one-time image decoding only).
 NOT_RECIPE = {"recipe", "dataset_name", "output_dir", "exp_name", "save_model_every", "resume_from_checkpoint",
-              "num_workers", "report_to"}
+              "num_workers", "report_to", "checkpointing_steps", "save_total_limit"}
 
 
 # Options added after some runs were made, with the value that means what those runs did.
@@ -63,6 +63,8 @@ ADDED_SINCE = {
     "ignore_mismatched_sizes": False,
     "push_to_hub": False,  # publishing after training changes no weight
     "hub_model_id": None,
+    "checkpointing_steps": None,  # checkpoint cadence and rotation change no weight
+    "save_total_limit": None,
 }
 # Recipes whose model changed after some committed runs, with (what those runs recorded, what the recipe now selects).
 # `--recipe tutorial` selects the tutorial's architecture (configs/tutorial.json: no final LayerNorm) since commit
