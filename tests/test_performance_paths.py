@@ -1,16 +1,17 @@
-"""The fast paths in modeling_simple_vit.py compute what the plain formulation computes.
+"""The reformulations in modeling_simple_vit.py compute what the plain formulation computes.
 
-- The patch projection runs as one matrix multiply over flattened patches, with the CLS token's row built in; it
-  must equal the Conv2d it stores its weights as, followed by the CLS concatenation and position embeddings.
-- The classifier's last layer runs on the CLS token alone; logits and every gradient must equal those of the
-  full last layer, and hidden states / attention maps must still be complete when asked for.
+- The patch embeddings' Conv2d is "cut out each patch, flatten it, apply one Linear" (`patchify`, what SPT runs);
+  with the CLS token in front and the positions added, the embeddings equal the textbook form.
+- The classifier's last layer runs on the CLS token alone (the `# --- speed:` block of
+  SimpleViTForImageClassification); logits and every gradient must equal those of the full last layer, and hidden
+  states / attention maps must still be complete when asked for.
 """
 
 import pytest
 import torch
 
 from configuration_simple_vit import SimpleViTConfig
-from modeling_simple_vit import SimpleViTForImageClassification, SimpleViTModel
+from modeling_simple_vit import SimpleViTForImageClassification, SimpleViTModel, patchify
 
 SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, image_size=16, patch_size=4)
 
@@ -44,12 +45,20 @@ def test_patch_projection_matches_conv2d_cls_and_positions(size):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
 
 
-def test_patch_embeddings_module_alone_matches_conv2d():
+@pytest.mark.parametrize("size", [16, 18])
+def test_patch_embeddings_module_alone_matches_conv2d_and_patchify_then_linear(size):
     torch.manual_seed(0)
     patch_embeddings = SimpleViTModel(SimpleViTConfig(**SMALL)).embeddings.patch_embeddings
-    x = torch.randn(2, 3, 16, 16)
+    x = torch.randn(2, 3, size, size)
     expected = patch_embeddings.projection(x).flatten(2).transpose(1, 2)
     torch.testing.assert_close(patch_embeddings(x), expected, atol=1e-5, rtol=0)
+    # patchify by hand: patch (row, col) is the pixel block [4 row : 4 row + 4, 4 col : 4 col + 4], flattened.
+    patches = patchify(x, 4)
+    assert patches.shape == (2, 16, 3 * 4 * 4)
+    torch.testing.assert_close(patches[:, 1 * 4 + 2], x[:, :, 4:8, 8:12].flatten(1), atol=0, rtol=0)
+    projection = patch_embeddings.projection
+    linear = torch.nn.functional.linear(patches, projection.weight.flatten(1), projection.bias)
+    torch.testing.assert_close(linear, expected, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("attn_implementation", ["sdpa", "eager"])
@@ -86,14 +95,38 @@ def test_hidden_states_and_attentions_stay_complete_with_the_cls_only_default():
     assert plain.logits.shape == (2, 10)
 
 
-def test_bare_model_returns_every_token_unless_only_the_pooled_output_is_asked_for():
+def test_the_cls_only_path_gives_the_full_models_cls_state_while_the_bare_model_returns_every_token():
+    # The CLS-only shortcut lives in the classifier; the bare model (also the classifier's own `vit`) always returns
+    # every token.
     torch.manual_seed(0)
-    model = SimpleViTModel(SimpleViTConfig(**SMALL)).eval()
+    model = SimpleViTForImageClassification(SimpleViTConfig(**SMALL)).eval()
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
-        full = model(x)
-        pooled_only = model(x, pooler_output_only=True)
+        full = model.vit(x)
+        cls_only = model.cls_only_sequence_output(x)  # the last hidden state, CLS row only: (batch, 1, hidden_size)
     assert full.last_hidden_state.shape == (2, 17, 32)
-    assert pooled_only.last_hidden_state.shape == (2, 1, 32)
-    torch.testing.assert_close(pooled_only.pooler_output, full.pooler_output, atol=1e-5, rtol=0)
-    torch.testing.assert_close(pooled_only.last_hidden_state[:, 0], full.last_hidden_state[:, 0], atol=1e-5, rtol=0)
+    assert cls_only.shape == (2, 1, 32)
+    torch.testing.assert_close(model.vit.pooler(cls_only), full.pooler_output, atol=1e-5, rtol=0)
+    torch.testing.assert_close(cls_only[:, 0], full.last_hidden_state[:, 0], atol=1e-5, rtol=0)
+
+
+def test_the_cls_only_path_runs_only_for_cls_pooling_without_extras(monkeypatch):
+    torch.manual_seed(0)
+    calls = []
+    original = SimpleViTForImageClassification.cls_only_sequence_output
+    monkeypatch.setattr(
+        SimpleViTForImageClassification, "cls_only_sequence_output",
+        lambda self, *args: calls.append(1) or original(self, *args),
+    )  # fmt: skip
+    x = torch.randn(2, 3, 16, 16)
+    model = SimpleViTForImageClassification(SimpleViTConfig(**SMALL)).eval()
+    with torch.no_grad():
+        model(x)
+        assert len(calls) == 1
+        model(x, output_hidden_states=True)
+        model(x, output_attentions=True)
+        model.cls_only_last_layer = False
+        model(x)
+        assert len(calls) == 1
+        SimpleViTForImageClassification(SimpleViTConfig(**SMALL, classifier_pooling="mean")).eval()(x)
+    assert len(calls) == 1  # mean pooling reads every patch token: the full last layer
