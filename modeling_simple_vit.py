@@ -608,6 +608,7 @@ class SimpleViTForImageClassification(SimpleViTPreTrainedModel):
     ) -> ImageClassifierOutput | tuple:
         # pixel_values: (batch, num_channels, height, width); labels: (batch,) class ids, or
         # (batch, num_labels) for multi-label / regression, following `config.problem_type`.
+        # kwargs: what transformers' Trainer passes for the loss (`num_items_in_batch`).
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         if self.runs_cls_only_last_layer(output_attentions, output_hidden_states):  # speed: see the block below
             pooled_output = self.vit.pooler(self.cls_only_sequence_output(pixel_values, interpolate_pos_encoding))
@@ -625,8 +626,10 @@ class SimpleViTForImageClassification(SimpleViTPreTrainedModel):
         loss = None
         if labels is not None:
             # transformers' shared helper: cross-entropy, BCE-with-logits or MSE by `config.problem_type`
-            # (inferred from num_labels and the labels' dtype when unset).
-            loss = self.loss_function(labels, logits, self.config)
+            # (inferred from num_labels and the labels' dtype when unset). The kwargs carry Trainer's
+            # `num_items_in_batch`: with gradient accumulation the cross-entropy is then summed and divided by the
+            # whole accumulated batch's size, as Trainer expects of a model whose forward takes **kwargs.
+            loss = self.loss_function(labels, logits, self.config, **kwargs)
 
         if not return_dict:
             output = tuple(v for v in (logits, outputs.hidden_states, outputs.attentions) if v is not None)
