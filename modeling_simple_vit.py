@@ -465,6 +465,14 @@ class SimpleViTPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["SimpleViTEmbeddings", "SimpleViTSinCosEmbeddings", "SimpleViTLayer"]
     _supports_sdpa = True  # without this transformers silently forces the eager path
 
+    @classmethod
+    def _can_set_attn_implementation(cls) -> bool:
+        # transformers guesses whether `set_attn_implementation` may switch a model by looking in its source for an
+        # attention class and for its own dispatch helper (`ALL_ATTENTION_FUNCTIONS`); finding our attention class
+        # without the helper, it only warns and keeps the old path. SimpleViTAttention reads
+        # `config._attn_implementation` on every call, so switching takes effect at once.
+        return True
+
     def _init_weights(self, module):
         # Linear/Conv: normal(0, initializer_range), zero bias; LayerNorm: ones and zeros (the library default).
         # transformers' `init` functions skip tensors already loaded from a checkpoint (from_pretrained calls this

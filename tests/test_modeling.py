@@ -129,6 +129,34 @@ def test_sdpa_matches_explicit_attention(monkeypatch):
         torch.testing.assert_close(attention.sum(-1), torch.ones(attention.shape[:-1]))  # rows are distributions
 
 
+@pytest.mark.parametrize("options", [{}, {"locality_self_attention": True}], ids=["plain", "lsa"])
+def test_set_attn_implementation_switches_a_loaded_model(tmp_path, monkeypatch, options):
+    config = tiny_config(**options)
+    classifier(config, "sdpa").save_pretrained(tmp_path)
+    model = SimpleViTForImageClassification.from_pretrained(tmp_path).eval()  # transformers picks SDPA
+    assert model.config._attn_implementation == "sdpa"
+    calls = []
+    original = F.scaled_dot_product_attention
+    monkeypatch.setattr(F, "scaled_dot_product_attention", lambda *a, **k: calls.append(1) or original(*a, **k))
+    x = pixels(config)
+    layers = config.num_hidden_layers
+    with torch.no_grad():
+        sdpa_logits = model(x).logits
+        assert len(calls) == layers  # the CLS-only last layer uses the same attention path
+
+        model.set_attn_implementation("eager")
+        assert model.config._attn_implementation == model.vit.config._attn_implementation == "eager"
+        eager_logits = model(x).logits
+        hidden = model(x, output_hidden_states=True)
+        assert len(calls) == layers  # the explicit path: no SDPA call
+
+        model.set_attn_implementation("sdpa")
+        assert model(x).logits.shape == sdpa_logits.shape
+        assert len(calls) == 2 * layers
+    torch.testing.assert_close(eager_logits, sdpa_logits, atol=1e-5, rtol=0)
+    torch.testing.assert_close(hidden.logits, sdpa_logits, atol=1e-5, rtol=0)
+
+
 def _loss_and_grads(model, x, labels):
     model.zero_grad()
     loss = model(x, labels=labels).loss
