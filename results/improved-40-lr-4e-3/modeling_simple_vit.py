@@ -26,8 +26,8 @@ is built; all are off by default:
 Speed tricks are kept only where each was measured to save at least 3% of a CPU training step
 (`python benchmarks/throughput.py --ablate all`): the fused tanh-GELU (in SimpleViTMLP) and the classifier's
 CLS-only last layer (in SimpleViTForImageClassification), each in one block headed `# --- speed: ...` with its
-figure. Two earlier ones failed that test and are gone: the patch projection as a hand-made matmul (the Conv2d is
-faster) and the CLS token folded into the position table instead of concatenated (about 1%).
+figure. Two earlier ones failed that test and are gone: the patch projection as a hand-made matmul instead of the
+Conv2d, and the CLS token folded into the position table instead of concatenated (each within +-3%, noise).
 
 This file is shipped to the Hub as remote code: it imports only torch, transformers and (relatively) its config.
 """
@@ -78,8 +78,8 @@ class SimpleViTPatchEmbeddings(nn.Module):
     Both steps are one Conv2d whose kernel and stride equal the patch size: each of its outputs sees one patch,
     through weights shared by all patches, which is exactly "flatten each patch (`patchify`), then apply one
     Linear" (tests/test_performance_paths.py checks it). As in the tutorial and `transformers`' ViT, whose
-    checkpoints it matches (`projection`, weight (hidden, channels, patch, patch)). On CPU the Conv2d is also the
-    faster of the two (benchmarks/throughput.py --ablate patch-matmul).
+    checkpoints it matches (`projection`, weight (hidden, channels, patch, patch)). Written out by hand (`patchify`,
+    then one matmul) it is not measurably faster on CPU (benchmarks/throughput.py --ablate patch-matmul).
     """
 
     def __init__(self, config: SimpleViTConfig, in_channels: int | None = None):
@@ -386,10 +386,10 @@ class SimpleViTMLP(nn.Module):
         super().__init__()
         self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size)
         self.activation_fn = ACT2FN[config.hidden_act]
-        # --- speed: fused tanh-GELU (measured: 24% of a CPU train step, benchmarks/throughput.py --ablate fused-gelu)
-        # transformers' "gelu_new" (the tutorial's activation) spells the tanh approximation of GELU out in five
-        # elementwise ops, each a pass over the (batch, seq_len, intermediate_size) tensor, forward and backward;
-        # PyTorch's kernel computes the same function (to float rounding) in one pass.
+        # --- speed: fused tanh-GELU (measured: 23-24% of a CPU train step; benchmarks/throughput.py --ablate
+        # fused-gelu). transformers' "gelu_new" (the tutorial's activation) spells the tanh approximation of GELU out
+        # in five elementwise ops, each a pass over the (batch, seq_len, intermediate_size) tensor, forward and
+        # backward; PyTorch's kernel computes the same function (to float rounding) in one pass.
         if config.hidden_act == "gelu_new":
             self.activation_fn = nn.GELU(approximate="tanh")
         self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size)
@@ -646,7 +646,7 @@ class SimpleViTForImageClassification(SimpleViTPreTrainedModel):
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
 
-    # --- speed: the CLS-only last layer (measured: 21% of a CPU train step, benchmarks/throughput.py --ablate
+    # --- speed: the CLS-only last layer (measured: 21-24% of a CPU train step, benchmarks/throughput.py --ablate
     # cls-only-last-layer) ----------------------------------------------------------------------------------------
     # With CLS pooling the classifier reads one token's final state. To compute it, the last layer needs every
     # token's key and value, but only the CLS token's query, attention output, residuals, LayerNorm and MLP: the
