@@ -57,7 +57,24 @@ NOT_RECIPE = {"recipe", "dataset_name", "output_dir", "exp_name", "save_model_ev
 
 
 # Options added after some runs were made, with the value that means what those runs did.
-ADDED_SINCE = {"max_grad_norm": None}  # no clipping
+ADDED_SINCE = {"max_grad_norm": None,  # no clipping
+               "dataset_config_name": None, "train_dir": None, "validation_dir": None,  # --dataset-name as given
+               "num_warmup_steps": None,  # warmup in epochs (--warmup-epochs)
+               "print_config": False}  # a training run
+
+
+def in_todays_terms(ran, now):
+    """A run's recorded args in today's options. --validation-split-percentage (a percentage) became the fraction
+    --train_val_split; --eval-split's default "test" became None: the dataset's validation split, else its test
+    split, which is "test" for CIFAR-10 (train and test splits only). A run that evaluated CIFAR-10's test split
+    carved nothing, so the fraction it would have carved did not count."""
+    ran = dict(ran)
+    if "validation_split_percentage" in ran:
+        ran["train_val_split"] = ran.pop("validation_split_percentage") / 100
+    if ran["eval_split"] == "test" and now["eval_split"] is None and Path(ran["dataset_name"]).name == "cifar10":
+        ran["eval_split"] = None
+        ran["train_val_split"] = now["train_val_split"]
+    return ran
 
 
 def settings_not_reproduced(ran, argv):
@@ -66,6 +83,7 @@ def settings_not_reproduced(ran, argv):
     from run_train import parse_args
 
     now = vars(parse_args(argv))
+    ran = in_todays_terms(ran, now)
     assert set(ran) <= set(now), f"options the script no longer has: {set(ran) - set(now)}"
     assert set(now) - set(ran) <= set(ADDED_SINCE), f"new options without a recorded old value: {set(now) - set(ran)}"
     missing = {key: (ADDED_SINCE[key], now[key]) for key in set(now) - set(ran) if now[key] != ADDED_SINCE[key]}
