@@ -12,9 +12,11 @@ The work of each step lives in `simple_vit_training/`, one module per job. The d
 (configs/recipes/tutorial.json); `--recipe NAME` picks another file of settings, and explicit flags override it.
 """
 
+import json
 import time
 from pathlib import Path
 
+import torch
 from accelerate.utils import set_seed
 
 from cli import run_cli
@@ -26,7 +28,8 @@ from simple_vit_training.data import build_training_data, load_splits, make_imag
 from simple_vit_training.hub import check_hub_args, publish_output
 from simple_vit_training.loop import evaluate_model, train_one_epoch
 from simple_vit_training.metrics import TrainingHistory, load_accuracy_metric, plot_metrics, write_metrics
-from simple_vit_training.model_config import build_model, build_model_config, load_model_config_overrides
+from simple_vit_training.model_config import (build_model, build_model_config, load_model_config_overrides,
+                                             resolved_settings)
 from simple_vit_training.optim import make_optimizer, make_scheduler
 from simple_vit_training.pretrained import open_pretrained
 
@@ -37,6 +40,10 @@ def main(argv=None):
     # ------------------------------------------------------------------------------------------------------------
     args = parse_args(argv)
     model_overrides = load_model_config_overrides(args.model_config)
+    settings = json.dumps(resolved_settings(args, model_overrides), indent=2)
+    if args.print_config:
+        print(settings)
+        return
     output_dir = Path(args.output_dir)
     resume_from = resolve_resume_checkpoint(args.resume_from_checkpoint, output_dir)
     pretrained = open_pretrained(args.model_name_or_path)  # None: from scratch; a ViT checkpoint is converted
@@ -46,6 +53,7 @@ def main(argv=None):
     # 2. Accelerator: device, precision, processes; then the seeds and the output folder
     # ------------------------------------------------------------------------------------------------------------
     accelerator = make_accelerator(args, output_dir)
+    accelerator.print(f"Settings (recipe {args.recipe}, then the flags given):\n{settings}")
     # Each process gets its own random stream (augmentation); DDP copies rank 0's initial weights to the others.
     set_seed(args.seed, device_specific=True)
     if accelerator.is_main_process:
@@ -72,7 +80,7 @@ def main(argv=None):
     # 5. Optimizer and schedule (and the state of an interrupted run, once everything is prepared)
     # ------------------------------------------------------------------------------------------------------------
     optimizer = make_optimizer(model, args.lr, args.weight_decay, args.weight_decay_scope)
-    scheduler = make_scheduler(optimizer, args, len(data.train_loader))
+    scheduler = make_scheduler(optimizer, args, len(data.train_loader), accelerator.num_processes)
     model, optimizer, data.train_loader, data.eval_loader, scheduler = accelerator.prepare(
         model, optimizer, data.train_loader, data.eval_loader, scheduler
     )
@@ -93,8 +101,9 @@ def main(argv=None):
     accelerator.print(
         f"SimpleViT: device={accelerator.device} world_size={accelerator.num_processes} "
         f"precision={accelerator.mixed_precision} parameters={num_parameters:,} "
-        f"train={len(data.train_labels):,} eval={len(data.eval_labels):,} classes={len(splits.class_names)} "
-        f"epochs={args.epochs} batch_size={args.batch_size}x{accelerator.num_processes}"
+        f"train={len(data.train_labels):,} eval={len(data.eval_labels):,} ({splits.eval_split}) "
+        f"classes={len(splits.class_names)} epochs={args.epochs} batch_size={args.batch_size}x{accelerator.num_processes} "
+        f"cpu_threads={torch.get_num_threads()}"
     )
     model.train()
     for epoch in range(checkpointer.first_epoch(history.epochs_done), args.epochs + 1):
@@ -116,7 +125,9 @@ def main(argv=None):
         if accelerator.is_main_process:
             write_metrics(output_dir / "metrics.json", history, world_size=accelerator.num_processes,
                           num_parameters=num_parameters, train_samples=len(data.train_labels),
-                          eval_samples=len(data.eval_labels), device=str(accelerator.device),
+                          eval_samples=len(data.eval_labels), eval_split=splits.eval_split,
+                          dataset_name=splits.dataset_name, cpu_threads=torch.get_num_threads(),
+                          device=str(accelerator.device),
                           mixed_precision=accelerator.mixed_precision, args=vars(args))
             if epoch == args.epochs or checkpoint_epoch:
                 plot_metrics(history.metrics, output_dir / "metrics.png")  # ~0.3 s: not every epoch of a GPU run

@@ -1,5 +1,6 @@
 """Data: load the splits once, decode the images once into uint8 tensors, then serve batches by index."""
 
+import os
 from dataclasses import dataclass
 
 import datasets
@@ -23,16 +24,31 @@ class Splits:
     image_column: str
     label_column: str
     class_names: list
+    eval_split: str  # which split is evaluated: "validation", "test", ... or "train[carved 15%]"
+    dataset_name: str  # what was loaded: --dataset-name, or "imagefolder:<--train_dir>"
+
+
+def _load_dataset_dict(args):
+    """(name, DatasetDict) for --dataset-name (with --dataset_config_name), or --train_dir/--validation_dir as the
+    example scripts load them: the `imagefolder` builder over every file below each folder."""
+    if args.train_dir is not None:
+        data_files = {"train": os.path.join(args.train_dir, "**")}
+        if args.validation_dir is not None:
+            data_files["validation"] = os.path.join(args.validation_dir, "**")
+        name, load = f"imagefolder:{args.train_dir}", lambda: datasets.load_dataset("imagefolder", data_files=data_files)
+    else:
+        name, load = args.dataset_name, lambda: datasets.load_dataset(args.dataset_name, args.dataset_config_name)
+    try:
+        return name, load()
+    except Exception as err:  # datasets raises several types (FileNotFoundError, DatasetNotFoundError, ...)
+        raise CLIError(f"could not load dataset {name!r}: {first_line(err)}") from None
 
 
 def load_splits(args) -> Splits:
     datasets.utils.logging.set_verbosity_error()
-    try:
-        dsd = datasets.load_dataset(args.dataset_name)
-    except Exception as err:  # datasets raises several types (FileNotFoundError, DatasetNotFoundError, ...)
-        raise CLIError(f"could not load dataset {args.dataset_name!r}: {first_line(err)}") from None
+    name, dsd = _load_dataset_dict(args)
     if args.train_split not in dsd:
-        raise CLIError(f"dataset {args.dataset_name!r} has no {args.train_split!r} split (splits: {', '.join(dsd)})")
+        raise CLIError(f"dataset {name!r} has no {args.train_split!r} split (splits: {', '.join(dsd)})")
     train = dsd[args.train_split]
 
     columns = train.column_names
@@ -43,12 +59,17 @@ def load_splits(args) -> Splits:
     if label_column not in columns:
         raise CLIError(f"no label column {label_column or '(label/labels)'!r} in dataset; columns found: {', '.join(columns)}")
 
-    if args.eval_split in dsd:
-        evaluation = dsd[args.eval_split]
+    if args.eval_split is not None and args.eval_split not in dsd:
+        raise CLIError(f"dataset {name!r} has no {args.eval_split!r} split to evaluate on (splits: {', '.join(dsd)})")
+    # The dataset's own held-out split when it has one: validation first (test may be the final benchmark).
+    eval_split = args.eval_split or next((s for s in ("validation", "test") if s in dsd and s != args.train_split), None)
+    if eval_split is not None:
+        evaluation = dsd[eval_split]
     else:
         # No held-out split: carve one from train with a fixed seed, so every run (and every process) agrees.
-        parts = train.train_test_split(test_size=args.validation_split_percentage / 100, seed=args.seed)
+        parts = train.train_test_split(test_size=args.train_val_split, seed=args.seed)
         train, evaluation = parts["train"], parts["test"]
+        eval_split = f"{args.train_split}[carved {args.train_val_split * 100:g}%]"
 
     # The first N rows, before any shuffling, so a quick run always sees the same samples.
     if args.max_train_samples is not None:
@@ -62,7 +83,7 @@ def load_splits(args) -> Splits:
     else:
         num_classes = int(max(max(train[label_column]), max(evaluation[label_column]))) + 1
         class_names = [str(i) for i in range(num_classes)]
-    return Splits(train, evaluation, image_column, label_column, class_names)
+    return Splits(train, evaluation, image_column, label_column, class_names, eval_split, name)
 
 
 def decode_images(dataset, image_column, label_column, image_size, num_proc=None):

@@ -52,18 +52,25 @@ def write_metrics(path: Path, history: TrainingHistory, **run_facts):
     write_atomically(path, lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2)))
 
 
-def plot_metrics(metrics, path):
-    """The tutorial's figure: train and test loss, and test accuracy, per epoch. (A bare Figure, not pyplot: no
-    global backend to switch, no window.)"""
+def metrics_figure(metrics) -> Figure:
+    """The tutorial's figure: train and test loss, and test accuracy, per epoch. Every epoch is a marker too: a
+    one-epoch run is a single point, which a line alone does not draw. (A bare Figure, not pyplot: no global
+    backend to switch, no window.)"""
     fig = Figure(figsize=(12, 4.5))
     ax1, ax2 = fig.subplots(1, 2)
-    ax1.plot(metrics["epoch"], metrics["train_loss"], label="train loss")
-    ax1.plot(metrics["epoch"], metrics["eval_loss"], label="test loss")
+    ax1.plot(metrics["epoch"], metrics["train_loss"], marker="o", markersize=3, label="train loss")
+    ax1.plot(metrics["epoch"], metrics["eval_loss"], marker="o", markersize=3, label="test loss")
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("loss")
     ax1.legend()
-    ax2.plot(metrics["epoch"], metrics["eval_accuracy"], color="tab:green")
+    ax2.plot(metrics["epoch"], metrics["eval_accuracy"], marker="o", markersize=3, color="tab:green")
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("test accuracy")
     fig.tight_layout()
+    return fig
+
+
+def plot_metrics(metrics, path):
+    """metrics_figure written to `path` as a PNG, atomically."""
+    fig = metrics_figure(metrics)
     write_atomically(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))

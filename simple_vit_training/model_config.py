@@ -49,6 +49,13 @@ def load_model_config_overrides(path) -> dict:
     return overrides
 
 
+def resolved_settings(args, overrides: dict) -> dict:
+    """What a run will use: every argument (a recipe's values and the flags over them) and every model field (with
+    --model_name_or_path the checkpoint's config replaces these model fields)."""
+    config = SimpleViTConfig(**overrides)
+    return {"args": vars(args), "model_config": {field: getattr(config, field) for field in sorted(CONFIG_FIELDS)}}
+
+
 def build_model_config(overrides: dict, class_names, pretrained=None, ignore_mismatched_sizes=False) -> SimpleViTConfig:
     """The model's config: the overrides plus the dataset's class names (id2label / label2id); with
     --model_name_or_path, the checkpoint's config plus the dataset's class names."""

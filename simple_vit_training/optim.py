@@ -29,14 +29,20 @@ def make_optimizer(model, lr, weight_decay, scope="all"):
     return torch.optim.AdamW(groups, lr=lr, foreach=True)  # foreach: one kernel per op over all tensors
 
 
-def make_scheduler(optimizer, args, batches_per_epoch):
-    """transformers' schedule named by --lr-scheduler, with --warmup-epochs of linear warmup, over --epochs.
+def make_scheduler(optimizer, args, batches_per_epoch, num_processes=1):
+    """transformers' schedule named by --lr-scheduler over --epochs, after a linear warmup of --num-warmup-steps
+    optimizer steps, or else --warmup-epochs.
 
     `batches_per_epoch` is counted on the unsharded loader: accelerate's prepared scheduler advances
-    num_processes steps per optimizer step, so the totals are the same for any number of processes."""
+    num_processes steps per optimizer step, so these totals hold for any number of processes, and a warmup given
+    in optimizer steps is scaled by that number (as transformers' example scripts do)."""
     steps_per_epoch = math.ceil(batches_per_epoch / args.gradient_accumulation_steps)
+    if args.num_warmup_steps is not None:
+        warmup_steps = args.num_warmup_steps * num_processes
+    else:
+        warmup_steps = round(args.warmup_epochs * steps_per_epoch)
     name = args.lr_scheduler
-    if name == "constant" and args.warmup_epochs > 0:
+    if name == "constant" and warmup_steps > 0:
         name = "constant_with_warmup"
-    return get_scheduler(name, optimizer, num_warmup_steps=round(args.warmup_epochs * steps_per_epoch),
+    return get_scheduler(name, optimizer, num_warmup_steps=warmup_steps,
                          num_training_steps=args.epochs * steps_per_epoch)

@@ -17,7 +17,7 @@ from .model_config import resolve_project_path
 RECIPES_DIR = PROJECT_ROOT / "configs" / "recipes"
 DEFAULT_RECIPE = "tutorial"
 # Options that say what to do with this one run rather than how to train: a recipe cannot set them.
-NOT_IN_RECIPES = frozenset({"help", "recipe", "resume_from_checkpoint", "print_config"})
+NOT_IN_RECIPES = frozenset({"help", "recipe", "resume_from_checkpoint", "print_config", "with_tracking"})
 
 
 def recipe_names() -> list:
@@ -57,7 +57,10 @@ def describe_recipes() -> str:
 def recipe_defaults(recipe: str, parser: argparse.ArgumentParser) -> dict:
     """The recipe's settings as parser defaults, each checked and converted as the option's flag would be."""
     values = {key: value for key, value in read_recipe(recipe).items() if key != "description"}
-    actions = {action.dest: action for action in parser._actions if action.dest not in NOT_IN_RECIPES}
+    actions = {}
+    for action in parser._actions:  # an option's first action (a deprecated alias may share its dest)
+        if action.dest not in NOT_IN_RECIPES:
+            actions.setdefault(action.dest, action)
     unknown = sorted(set(values) - set(actions))
     if unknown:
         raise CLIError(f"unknown setting(s) in --recipe {recipe}: {', '.join(unknown)}; "

@@ -23,21 +23,26 @@ def make_images(n, size, seed):
     return images, labels
 
 
-def write_hub_layout(root, n_train=96, n_test=48, size=16, seed=0, image_column="img", label_column="label"):
-    """A folder laid out like `uoft-cs/cifar10` (parquet shards with an Image and a ClassLabel column)."""
+def write_hub_layout(root, n_train=96, n_test=48, size=16, seed=0, image_column="img", label_column="label",
+                     n_validation=0, folder="data"):
+    """A folder laid out like `uoft-cs/cifar10` (parquet shards with an Image and a ClassLabel column): train and
+    test splits (n=0 leaves a split out), and a validation split when n_validation > 0."""
     import datasets
 
     root = Path(root)
-    (root / "data").mkdir(parents=True, exist_ok=True)
+    (root / folder).mkdir(parents=True, exist_ok=True)
     features = datasets.Features(
         {image_column: datasets.Image(), label_column: datasets.ClassLabel(names=CLASS_NAMES)}
     )
-    for split, n, split_seed in (("train", n_train, seed), ("test", n_test, seed + 1)):
+    for split, n, split_seed in (("train", n_train, seed), ("test", n_test, seed + 1),
+                                 ("validation", n_validation, seed + 2)):
+        if n == 0:
+            continue
         images, labels = make_images(n, size, split_seed)
         ds = datasets.Dataset.from_dict(
             {image_column: [Image.fromarray(a) for a in images], label_column: labels.tolist()}, features=features
         )
-        ds.to_parquet(str(root / "data" / f"{split}-00000-of-00001.parquet"))
+        ds.to_parquet(str(root / folder / f"{split}-00000-of-00001.parquet"))
     return root
 
 

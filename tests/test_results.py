@@ -65,6 +65,9 @@ ADDED_SINCE = {
     "hub_model_id": None,
     "checkpointing_steps": None,  # checkpoint cadence and rotation change no weight
     "save_total_limit": None,
+    "dataset_config_name": None, "train_dir": None, "validation_dir": None,  # --dataset-name as given
+    "num_warmup_steps": None,  # warmup in epochs (--warmup-epochs)
+    "print_config": False,  # a training run
 }
 # Recipes whose model changed after some committed runs, with (what those runs recorded, what the recipe now selects).
 # `--recipe tutorial` selects the tutorial's architecture (configs/tutorial.json: no final LayerNorm) since commit
@@ -73,12 +76,27 @@ ADDED_SINCE = {
 CHANGED_SINCE = {"model_config": (None, "configs/tutorial.json")}
 
 
+def in_todays_terms(ran, now):
+    """A run's recorded args in today's options. --validation-split-percentage (a percentage) became the fraction
+    --train_val_split; --eval-split's default "test" became None: the dataset's validation split, else its test
+    split, which is "test" for CIFAR-10 (train and test splits only). A run that evaluated CIFAR-10's test split
+    carved nothing, so the fraction it would have carved did not count."""
+    ran = dict(ran)
+    if "validation_split_percentage" in ran:
+        ran["train_val_split"] = ran.pop("validation_split_percentage") / 100
+    if ran["eval_split"] == "test" and now["eval_split"] is None and Path(ran["dataset_name"]).name == "cifar10":
+        ran["eval_split"] = None
+        ran["train_val_split"] = now["train_val_split"]
+    return ran
+
+
 def settings_not_reproduced(ran, argv):
     """The training settings recorded in a run's metrics.json (`ran`) that `run_train.py argv` would not repeat."""
     sys.path.insert(0, str(ROOT))
     from run_train import parse_args
 
     now = vars(parse_args(argv))
+    ran = in_todays_terms(ran, now)
     assert set(ran) <= set(now), f"options the script no longer has: {set(ran) - set(now)}"
     assert set(now) - set(ran) <= set(ADDED_SINCE), f"new options without a recorded old value: {set(now) - set(ran)}"
     missing = {key: (ADDED_SINCE[key], now[key]) for key in set(now) - set(ran) if now[key] != ADDED_SINCE[key]}

@@ -61,7 +61,7 @@ def trained(hub_dataset, tiny_model_config, tmp_path_factory):
     return out, result
 
 
-def test_outputs_exist_and_metrics_are_complete(trained):
+def test_outputs_exist_and_metrics_are_complete(trained, hub_dataset):
     out, result = trained
     for name in ("model.safetensors", "config.json", "modeling_simple_vit.py", "configuration_simple_vit.py",
                  "preprocessor_config.json", "metrics.json", "metrics.png"):
@@ -74,6 +74,9 @@ def test_outputs_exist_and_metrics_are_complete(trained):
     assert metrics["world_size"] == 1
     assert metrics["wall_time_seconds"] > 0
     assert metrics["args"]["epochs"] == 2 and metrics["eval_samples"] == 48
+    # train + test splits and no --eval-split: the test split is evaluated, and the record says so
+    assert (metrics["eval_split"], metrics["dataset_name"]) == ("test", str(hub_dataset))
+    assert metrics["cpu_threads"] >= 1
     config = json.loads((out / "config.json").read_text())
     assert config["id2label"] == {str(i): name for i, name in enumerate(CLASS_NAMES)}
     assert config["hidden_size"] == TINY_MODEL["hidden_size"]
@@ -196,6 +199,7 @@ def test_image_folder_without_eval_split_is_carved_from_train(tiny_model_config,
                                                               "--save-model-every": 1}))
     metrics = json.loads((out / "metrics.json").read_text())
     assert (metrics["train_samples"], metrics["eval_samples"]) == (48, 12)
+    assert metrics["eval_split"] == "train[carved 20%]" and metrics["args"]["train_val_split"] == 0.2
     assert json.loads((out / "config.json").read_text())["label2id"] == {n: i for i, n in enumerate(CLASS_NAMES)}
     assert not list((out / "checkpoints").glob(".*"))  # no staging debris next to the checkpoint
 
