@@ -16,8 +16,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-# Plain python is a one-process accelerate run (`accelerate launch run_train.py` is the same run; use it for several
-# processes, see README).
+# Plain python is a one-process accelerate run; `accelerate launch` for several processes (README).
 train: install
 	$(BIN)/python run_train.py $(ARGS)
 
