@@ -15,6 +15,7 @@ from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
 from cli import CLIError
 from configuration_simple_vit import SimpleViTConfig
 from modeling_simple_vit import SimpleViTForImageClassification
+from simple_vit_training.arguments import parse_args
 from simple_vit_training.data import make_image_processor, make_normalizer
 from simple_vit_training.model_config import build_model, build_model_config
 from simple_vit_training.pretrained import open_pretrained
@@ -220,17 +221,12 @@ def test_explicit_model_config_conflicts_with_a_checkpoint(hub_dataset, tmp_path
 def test_images_are_held_at_native_size_and_eval_batches_equal_the_image_processor(hub_dataset):
     """A 30-px model on 16-px images: the decoded set stays 16 px; each eval batch, resized on the device, is what
     the saved image processor makes of the dataset's own images (within float tolerance)."""
-    import argparse
-
     from accelerate import Accelerator
 
     from simple_vit_training.augmentation import BatchAugment
     from simple_vit_training.data import build_training_data, load_splits
 
-    args = argparse.Namespace(dataset_name=str(hub_dataset), train_split="train", eval_split="test",
-                              image_column=None, label_column=None, max_train_samples=None, max_eval_samples=None,
-                              validation_split_percentage=10.0, seed=0, num_workers=0, batch_size=8,
-                              eval_batch_size=None)
+    args = parse_args(["--dataset-name", str(hub_dataset), "--eval-split", "test", "--seed", "0", "--batch-size", "8"])
     splits = load_splits(args)
     processor = ViTImageProcessor(size={"height": 30, "width": 30}, image_mean=MEAN, image_std=STD)
     data = build_training_data(splits, 30, processor, None, Accelerator(cpu=True), args)
