@@ -595,7 +595,11 @@ class SimpleViTModel(SimpleViTPreTrainedModel):
 
 
 class SimpleViTForImageClassification(SimpleViTPreTrainedModel):
-    """SimpleViT with a linear classifier on `pooler_output`: the final CLS state (or the patch tokens' mean)."""
+    """SimpleViT with a linear classifier on `pooler_output`: the final CLS state (or the patch tokens' mean).
+
+    With CLS pooling and nothing else asked for, `pooler_output` comes from `cls_only_sequence_output`, the same
+    value computed with less work (the speed block at the end of this class).
+    """
 
     def __init__(self, config: SimpleViTConfig):
         super().__init__(config)
