@@ -65,7 +65,7 @@ def _int_from(minimum):
 def add_checkpoint_arguments(parser):
     """The checkpoint flags (dash and underscore spellings, as transformers' example scripts)."""
     add = parser.add_argument
-    add("--save-model-every", type=_int_from(0), default=0,
+    add("--save-model-every", "--save_model_every", type=_int_from(0), default=0,
         help="write a resumable checkpoint (checkpoints/epoch_N) every N epochs (0: only at --checkpointing-steps)")
     add("--checkpointing-steps", "--checkpointing_steps", type=_checkpointing_steps, default=None,
         help="write a resumable checkpoint every N optimizer steps (checkpoints/step_N), or 'epoch': every epoch")
