@@ -35,8 +35,8 @@ run() {  # run NAME LAUNCHER...: one epoch, then its row
     "$PYTHON" - "$name" "$out/metrics.json" <<'PY'
 import json, sys
 m = json.load(open(sys.argv[2]))
-print(f"{sys.argv[1]:<18} cpu_threads {m['cpu_threads']:>3}  train_seconds {m['train_seconds'][0]:8.1f}"
-      f"  epoch_seconds {m['epoch_seconds'][0]:8.1f}  train_samples {m['train_samples']}")
+print(f"{sys.argv[1]:<18} cpu_threads {m['cpu_threads']:>3}  train_seconds {m['train_seconds'][0]:8.3f}"
+      f"  epoch_seconds {m['epoch_seconds'][0]:8.3f}  train_samples {m['train_samples']}")
 PY
 }
 
