@@ -352,10 +352,16 @@ class Checkpointer:
             return self.position.batches_done, self.position.train_loss_sum
         return 0, 0.0
 
-    def _stop_requested(self):
+    # With several processes the stop flag is agreed by an all-reduce, which makes the host wait for the device:
+    # done every STOP_CHECK_STEPS steps (and at every due checkpoint and epoch end), not every step.
+    STOP_CHECK_STEPS = 16
+
+    def _stop_requested(self, check_now=True):
         if self.accelerator.num_processes == 1:
             return self.signal_received is not None
-        # All processes must agree, or one would wait for the others forever (one tiny all-reduce per step).
+        if not check_now:
+            return False
+        # All processes must agree, or one would wait for the others forever.
         flag = torch.tensor(float(self.signal_received is not None), device=self.accelerator.device)
         return self.accelerator.reduce(flag, reduction="sum").item() > 0
 
@@ -367,7 +373,7 @@ class Checkpointer:
         if self.step_sleep:
             time.sleep(self.step_sleep)
         due = self.every_steps is not None and step % self.every_steps == 0
-        stop = self._stop_requested()
+        stop = self._stop_requested(check_now=due or step % self.STOP_CHECK_STEPS == 0)
         if due or stop:
             loss = self.accelerator.reduce(loss_sum.detach().clone(), reduction="mean").item()
             self._save(f"step_{step}", {"epoch": epoch, "batches_done": batches_done, "train_loss_sum": loss})
