@@ -60,14 +60,14 @@ def main(argv=None):
         output_dir.mkdir(parents=True, exist_ok=True)
 
     # ------------------------------------------------------------------------------------------------------------
-    # 3. Data: decode once into uint8 tensors on the training device; batches are drawn by index
+    # 3. Data: decode once into uint8 tensors on the training device; batches are index slices drawn there
     # ------------------------------------------------------------------------------------------------------------
     with accelerator.local_main_process_first():  # one process per machine fills the datasets cache first
         splits = load_splits(args)
     config = build_model_config(model_overrides, splits.class_names, pretrained, args.ignore_mismatched_sizes)
     processor = make_image_processor(config, pretrained)
     augment = BatchAugment(args.augmentation, config.image_size)
-    data = build_training_data(splits, config.image_size, processor, augment.policy, accelerator, args)
+    data = build_training_data(splits, config.image_size, processor, accelerator, args)
     normalize = make_normalizer(processor, accelerator.device)
 
     # ------------------------------------------------------------------------------------------------------------
@@ -80,10 +80,11 @@ def main(argv=None):
     # 5. Optimizer and schedule (and the state of an interrupted run, once everything is prepared)
     # ------------------------------------------------------------------------------------------------------------
     optimizer = make_optimizer(model, args.lr, args.weight_decay, args.weight_decay_scope)
-    scheduler = make_scheduler(optimizer, args, len(data.train_loader), accelerator.num_processes)
-    model, optimizer, data.train_loader, data.eval_loader, scheduler = accelerator.prepare(
-        model, optimizer, data.train_loader, data.eval_loader, scheduler
-    )
+    # The schedule counts the batches of the whole set (an unsharded loader's length): accelerate's prepared
+    # scheduler advances num_processes steps per optimizer step. The training batches shard themselves and are not
+    # prepared (see DeviceBatches).
+    scheduler = make_scheduler(optimizer, args, data.train_batches.unsharded_batches, accelerator.num_processes)
+    model, optimizer, data.eval_loader, scheduler = accelerator.prepare(model, optimizer, data.eval_loader, scheduler)
     history = TrainingHistory()
     accelerator.register_for_checkpointing(history)
     checkpointer = Checkpointer(accelerator, output_dir, args)  # from here on, SIGTERM/SIGINT save, then exit

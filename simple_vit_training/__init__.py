@@ -5,10 +5,12 @@
     model_config    --model-config files: SimpleViTConfig fields, checked before any work starts
     pretrained      --model_name_or_path: a SimpleViT or transformers ViT checkpoint to start from (converted)
     accelerator     the Accelerator for this machine (device, precision, CPU threads)
-    data            load the splits, decode the images once, the image processor and the matching normaliser
-    augmentation    training augmentation on whole uint8 batches (BatchAugment) or per image (PolicyImages)
+    data            load the splits, decode the images once onto the device, the training batches (DeviceBatches:
+                    index slices of a permutation drawn on the device, sharded per process), the image processor
+                    and the matching normaliser
+    augmentation    training augmentation on whole uint8 batches on the device (BatchAugment)
     optim           AdamW with its weight-decay groups, and the learning-rate schedule
-    loop            one training epoch, and one evaluation over the whole eval set
+    loop            one training epoch (no host sync per step), and one evaluation over the whole eval set
     metrics         the per-epoch history (saved with checkpoints), metrics.json and metrics.png
     checkpoints     resumable checkpoints and the final model, each written whole or not at all
     atomic_files    the durable-write primitives those use

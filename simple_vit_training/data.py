@@ -1,18 +1,20 @@
-"""Data: load the splits once, decode the images once into uint8 tensors, then serve batches by index."""
+"""Data: load the splits once, decode the images once into uint8 tensors on the device, then serve batches by index
+(training: `DeviceBatches`, slices of a permutation drawn on the device; evaluation: a DataLoader of indices)."""
 
+import math
 import os
 from dataclasses import dataclass
 
 import datasets
 import numpy as np
 import torch
+from accelerate.data_loader import DataLoaderStateMixin
+from accelerate.state import GradientState
 from torchvision.transforms import v2
 from transformers import ViTImageProcessor
 from transformers.image_utils import PILImageResampling, pil_torch_interpolation_mapping
 
 from cli import CLIError, first_line
-
-from .augmentation import PolicyImages
 
 
 @dataclass
@@ -158,19 +160,94 @@ def make_normalizer(processor, device):
 
 @dataclass
 class TrainingData:
-    """Everything the loop reads: decoded tensors and the index loaders over them."""
+    """Everything the loop reads: decoded tensors on the device, the training batches and the eval loader."""
 
-    train_images: torch.Tensor  # (N, 3, S, S) uint8: on the device, or on the CPU when a per-image policy runs
+    train_images: torch.Tensor  # (N, 3, S, S) uint8, on the device
     train_labels: torch.Tensor  # (N,) int64, on the device
     eval_pixels: "EvalPixels"  # [index] -> (batch, 3, S, S) float, what the saved image processor produces
     eval_labels: torch.Tensor  # (M,) int64, on the device
-    train_loader: torch.utils.data.DataLoader
+    train_batches: "DeviceBatches"  # this process's index batches of an epoch, on the device
     eval_loader: torch.utils.data.DataLoader
-    policy_in_loader: bool  # the train loader yields (index, images) batches rather than indices
 
-    def train_batch(self, batch):
-        """(index, uint8 images) of one batch from the train loader."""
-        return batch if self.policy_in_loader else (batch, self.train_images[batch])
+
+class DeviceBatches(DataLoaderStateMixin):
+    """One process's training batches: index tensors on the device, slices of a permutation drawn on the device.
+
+    Epoch e's order is `torch.randperm(N)` drawn on the training device from a generator of its own, seeded by
+    (seed, e): every process computes the same order without exchanging anything, a resumed run recomputes it (so
+    checkpoints hold no loader state), and the global random streams (the augmentation's) are not touched.
+    `iter_from(k)` starts the epoch at batch k (mid-epoch resume); `set_epoch(e)` picks the epoch.
+
+    Sharding (process r of W, batch size B; k = ceil(N / B) batches of the whole set, `unsharded_batches`):
+    - one process: batch t is order[t B : (t + 1) B]; the last one may be short (a DataLoader with drop_last=False);
+    - W > 1: every process takes `len(self)` = ceil(k / W) batches, all of B samples, so that every process runs the
+      same number of steps (a DDP process with a step fewer would leave the others waiting forever). For that the
+      order is extended to W * len(self) * B samples by repeating it from its start; global batch j goes to
+      process j % W, i.e. process r's batch t is global batch t W + r. Every sample is thus seen once per epoch
+      across the processes, and the W * len(self) * B - N padding samples (the order's first ones) a second time.
+      This is the layout of accelerate's prepared DataLoader (BatchSamplerShard, even_batches=True), which this
+      replaces; the processes together walk the order a single process walks.
+
+    Iterating registers with accelerate's GradientState as its prepared loaders do: the last batch of the epoch
+    is marked, so `accelerator.accumulate` steps the optimizer there even if the epoch's batches are not a multiple
+    of --gradient-accumulation-steps.
+    """
+
+    _drop_last = True  # for DataLoaderStateMixin.begin: no "remainder" (only gather_for_metrics reads it)
+
+    def __init__(self, num_samples, batch_size, seed, device, process_index=0, num_processes=1):
+        if num_samples < 0 or batch_size < 1 or num_processes < 1:
+            raise ValueError(f"DeviceBatches needs num_samples >= 0, batch_size >= 1 and num_processes >= 1, got "
+                             f"{num_samples}, {batch_size} and {num_processes}")
+        if not 0 <= process_index < num_processes:
+            raise ValueError(f"process_index must be in 0..{num_processes - 1}, got {process_index}")
+        self.num_samples, self.batch_size, self.seed = num_samples, batch_size, seed
+        self.device = torch.device(device)
+        self.process_index, self.num_processes = process_index, num_processes
+        self.unsharded_batches = math.ceil(num_samples / batch_size)
+        self.epoch = 0
+        self.gradient_state = GradientState()  # DataLoaderStateMixin reports the epoch's end to it
+
+    def __len__(self):
+        """Batches per epoch on this process (the same on every process)."""
+        return math.ceil(self.unsharded_batches / self.num_processes)
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def generator(self, epoch):
+        """The generator of epoch `epoch`'s order, on the device. Seeded by (seed, epoch) through numpy's
+        SeedSequence: well-mixed, and the same in every process and on every platform."""
+        state = np.random.SeedSequence([self.seed & (2**64 - 1), epoch]).generate_state(1, np.uint64)[0]
+        return torch.Generator(device=self.device).manual_seed(int(state) >> 1)  # 63 bits: any generator takes it
+
+    def order(self, epoch=None):
+        """This process's sample indices of an epoch, batch after batch: (N,) for one process, else
+        (len(self) * batch_size,); int64 on the device."""
+        epoch = self.epoch if epoch is None else epoch
+        order = torch.randperm(self.num_samples, generator=self.generator(epoch), device=self.device)
+        if self.num_processes == 1:
+            return order
+        total = len(self) * self.num_processes * self.batch_size
+        if total > self.num_samples:  # repeat the order from its start (more than once if N < W * B / 2)
+            order = order.repeat(math.ceil(total / self.num_samples))[:total]
+        # (batches, process, batch_size): this process's column, batch after batch.
+        return order.view(len(self), self.num_processes, self.batch_size)[:, self.process_index].reshape(-1)
+
+    def __iter__(self):
+        return self.iter_from(0)
+
+    def iter_from(self, start):
+        """The epoch's batches from batch `start` on, each an index tensor (batch,) on the device (a slice of
+        `order()`: no copy, nothing read back to the host)."""
+        order = self.order()
+        self.begin()
+        try:
+            for t in range(start, len(self)):
+                self.end_of_dataloader = t == len(self) - 1  # read by accelerator.accumulate on entering the step
+                yield order[t * self.batch_size:(t + 1) * self.batch_size]
+        finally:
+            self.end()
 
 
 class EvalPixels:
@@ -195,9 +272,9 @@ class EvalPixels:
         return self.normalize(images.float())  # (batch, 3, image_size, image_size)
 
 
-def build_training_data(splits: Splits, image_size, processor, policy, accelerator, args) -> TrainingData:
+def build_training_data(splits: Splits, image_size, processor, accelerator, args) -> TrainingData:
     """Decode both splits (one process per machine first: it fills the datasets cache) at `decode_size`, place them
-    on the device and make the loaders, which yield indices (and, with a per-image policy, the policy's images)."""
+    on the device, and make this process's training batches and the eval loader of indices."""
     size = decode_size(splits.train, splits.image_column, image_size)
     with accelerator.local_main_process_first():
         train_images, train_labels = decode_images(splits.train, splits.image_column, splits.label_column,
@@ -205,26 +282,14 @@ def build_training_data(splits: Splits, image_size, processor, policy, accelerat
         eval_images, eval_labels = decode_images(splits.evaluation, splits.image_column, splits.label_column,
                                                  size, args.num_workers)
     device = accelerator.device
-    on_gpu = device.type == "cuda"
-    # Per-image policies run on the CPU copy (see PolicyImages); otherwise the whole uint8 set lives on the device.
-    if policy is None:
-        train_images = train_images.to(device)
     eval_pixels = EvalPixels(eval_images.to(device), processor, image_size, make_normalizer(processor, device))
-
-    # accelerate shards these loaders across processes (and pads the last eval batch, which `gather_for_metrics`
-    # drops again).
-    if policy is None:
-        train_loader = torch.utils.data.DataLoader(torch.arange(len(train_labels)), batch_size=args.batch_size,
-                                                   shuffle=True, pin_memory=on_gpu)
-    else:
-        # Workers start afresh each epoch (one fork each), seeded from the training process's random state at that
-        # moment, which checkpoints restore: a run resumed with the same --num-workers repeats the policy's draws
-        # (which worker draws for which batch depends on that number). Persistent workers would keep streams seeded
-        # in the first epoch, which a resumed run cannot repeat.
-        train_loader = torch.utils.data.DataLoader(PolicyImages(train_images, policy, args.seed), batch_size=args.batch_size,
-                                                   shuffle=True, pin_memory=on_gpu, num_workers=args.num_workers)
+    # Not a DataLoader and not passed to accelerator.prepare: it shards itself (see DeviceBatches).
+    train_batches = DeviceBatches(len(train_labels), args.batch_size, args.seed, device,
+                                  accelerator.process_index, accelerator.num_processes)
+    # accelerate shards this loader across processes (and pads its last batch, which `gather_for_metrics` drops
+    # again).
     eval_loader = torch.utils.data.DataLoader(torch.arange(len(eval_labels)),
                                               batch_size=args.eval_batch_size or 2 * args.batch_size,
-                                              pin_memory=on_gpu)
-    return TrainingData(train_images, train_labels.to(device), eval_pixels, eval_labels.to(device),
-                        train_loader, eval_loader, policy_in_loader=policy is not None)
+                                              pin_memory=device.type == "cuda")
+    return TrainingData(train_images.to(device), train_labels.to(device), eval_pixels, eval_labels.to(device),
+                        train_batches, eval_loader)

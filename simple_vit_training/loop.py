@@ -5,35 +5,26 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 
-def _train_batches(accelerator, loader, skip):
-    """The epoch's batches from batch `skip` on. A run resumed mid-epoch starts its loader where the checkpoint
-    was taken; starting a DataLoader draws its workers' base seed from the global torch RNG, which the checkpoint
-    has restored to its state after the last finished step: that draw must not shift the augmentation's draws."""
-    if not skip:
-        yield from loader
-        return
-    batches = iter(accelerator.skip_first_batches(loader, skip))
-    with torch.random.fork_rng(devices=[]):
-        first = next(batches, None)
-    if first is not None:
-        yield first
-        yield from batches
-
-
 def train_one_epoch(accelerator, model, optimizer, scheduler, data, augment, normalize, args, epoch,
                     checkpointer) -> float:
     """One pass over the training set (the rest of it, for a run resumed mid-epoch); returns the mean training
-    loss over all processes. `checkpointer.after_step` runs after every optimizer step (checkpoints, signals)."""
-    data.train_loader.set_epoch(epoch)
+    loss over all processes. `checkpointer.after_step` runs after every optimizer step (checkpoints, signals).
+
+    Nothing in a step makes the host wait for the device: the batch is a slice of an index permutation already on
+    the device, the loss is summed there and read once, at the end of the epoch; `accelerator.sync_gradients` and
+    the step counts are host values; tqdm counts the batches it is handed and never looks into them. (With several
+    processes `checkpointer.after_step` agrees on a stop flag every 16 steps: that all-reduce does wait.)"""
+    batches = data.train_batches
+    batches.set_epoch(epoch)
     skip, loss_done = checkpointer.epoch_start(epoch)
     # Summed on the device and read once per epoch: a .item() per step would stall a GPU every step.
     loss_sum = torch.full((), loss_done, device=accelerator.device)
     steps = skip
-    for batch in tqdm(_train_batches(accelerator, data.train_loader, skip), desc=f"epoch {epoch}/{args.epochs}",
-                      total=len(data.train_loader), initial=skip, leave=False,
-                      disable=not accelerator.is_local_main_process):
-        index, images = data.train_batch(batch)
+    for index in tqdm(batches.iter_from(skip), desc=f"epoch {epoch}/{args.epochs}", total=len(batches),
+                      initial=skip, leave=False, disable=not accelerator.is_local_main_process):
+        # index: (batch,) int64 on the device
         with accelerator.accumulate(model):
+            images = data.train_images[index]  # (batch, 3, S, S) uint8
             pixel_values = normalize(augment(images))  # (batch, 3, image_size, image_size) float
             logits = model(pixel_values=pixel_values).logits  # (batch, num_labels)
             loss = F.cross_entropy(logits.float(), data.train_labels[index], label_smoothing=args.label_smoothing)
@@ -48,11 +39,12 @@ def train_one_epoch(accelerator, model, optimizer, scheduler, data, augment, nor
         steps += 1
         if accelerator.sync_gradients:  # an optimizer step was taken: a checkpoint may be due, a signal waiting
             checkpointer.after_step(epoch, steps, loss_sum)
-    return accelerator.reduce(loss_sum / max(steps, 1), reduction="mean").item()
+    return accelerator.reduce(loss_sum / max(steps, 1), reduction="mean").item()  # the epoch's one read
 
 
 def evaluate_model(accelerator, model, data, accuracy_metric):
-    """(mean loss, accuracy) over the whole eval set, each sample counted exactly once across processes."""
+    """(mean loss, accuracy) over the whole eval set, each sample counted exactly once across processes. The
+    per-batch results stay on the device (gathering is a collective, not a read); they are read once at the end."""
     model.eval()
     losses, predictions, references = [], [], []
     with torch.no_grad():

@@ -229,7 +229,7 @@ def test_images_are_held_at_native_size_and_eval_batches_equal_the_image_process
     args = parse_args(["--dataset-name", str(hub_dataset), "--eval-split", "test", "--seed", "0", "--batch-size", "8"])
     splits = load_splits(args)
     processor = ViTImageProcessor(size={"height": 30, "width": 30}, image_mean=MEAN, image_std=STD)
-    data = build_training_data(splits, 30, processor, None, Accelerator(cpu=True), args)
+    data = build_training_data(splits, 30, processor, Accelerator(cpu=True), args)
     assert data.train_images.shape == (32, 3, 16, 16) and data.train_images.dtype == torch.uint8
     index = torch.tensor([0, 5, 11])
     expected = processor(images=[splits.evaluation[i]["img"] for i in index.tolist()],
