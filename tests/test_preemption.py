@@ -95,7 +95,7 @@ def _assert_same_run(straight, resumed):
     ("pad-crop", 0, "kill-in-save:manifest", 1),  # half a manifest.json under its real name in the staging folder
     ("none", 0, "kill-in-save:state", 2),  # accelerate's files written, no manifest yet
     ("randaugment", 0, "kill-in-save:publish", 3),  # verified, not yet renamed into place
-    ("trivialaugment", 2, "kill-after-step", 4),  # the per-image policy in 2 DataLoader workers
+    ("trivialaugment", 2, "kill-after-step", 4),  # the policy, images decoded by 2 worker processes
 ])
 def test_sigkill_then_resume_equals_uninterrupted(setup, augmentation, workers, fault, seed):
     rng = random.Random(seed)

@@ -170,8 +170,8 @@ def test_gradient_accumulation_equals_the_larger_batch(hub_dataset, tiny_model_c
 @pytest.mark.parametrize("augmentation, workers", [("tutorial", 0), ("trivialaugment", 2)])
 def test_resume_equals_uninterrupted(hub_dataset, tiny_model_config, tmp_path, augmentation, workers):
     """2 epochs + resume to 3 == 3 uninterrupted epochs, with augmentation on (its randomness is restored too,
-    also that of a per-image policy run in DataLoader workers) and a warmup in progress (the scheduler's position
-    is restored). A schedule that depends on the total (cosine) legitimately changes when --epochs changes, so the
+    also with a policy and decode workers; the data order is recomputed from (seed, epoch)) and a warmup in progress
+    (the scheduler's position is restored). A schedule that depends on the total (cosine) legitimately changes when --epochs changes, so the
     warmup is followed by a constant rate here."""
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     args = {"--lr-scheduler": "constant", "--warmup-epochs": 2.5, "--augmentation": augmentation,
@@ -461,7 +461,8 @@ def test_augmentation_options_train(hub_dataset, tiny_model_config, tmp_path, po
 
 
 def test_trivialaugment_workers_under_two_process_ddp(hub_dataset, tiny_model_config, tmp_path):
-    """The policy loader yields (index, images) batches: accelerate must shard them across a gloo DDP group."""
+    """A policy with decode workers under a gloo DDP group: each process trains on its own DeviceBatches shard
+    (there is no train DataLoader for accelerate to shard any more), and every process takes the same steps."""
     out = tmp_path / "ddp"
     launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                 "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
