@@ -184,7 +184,8 @@ class DeviceBatches(DataLoaderStateMixin):
       same number of steps (a DDP process with a step fewer would leave the others waiting forever). For that the
       order is extended to W * len(self) * B samples by repeating it from its start; global batch j goes to
       process j % W, i.e. process r's batch t is global batch t W + r. Every sample is thus seen once per epoch
-      across the processes, and the W * len(self) * B - N padding samples (the order's first ones) a second time.
+      across the processes, plus the W * len(self) * B - N padding samples (the order's first ones) once more
+      (exactly once each when N is divisible by W * B; the shards are then disjoint).
       This is the layout of accelerate's prepared DataLoader (BatchSamplerShard, even_batches=True), which this
       replaces; the processes together walk the order a single process walks.
 
@@ -229,7 +230,7 @@ class DeviceBatches(DataLoaderStateMixin):
         if self.num_processes == 1:
             return order
         total = len(self) * self.num_processes * self.batch_size
-        if total > self.num_samples:  # repeat the order from its start (more than once if N < W * B / 2)
+        if total > self.num_samples:  # repeat the order from its start (cycling, for a set smaller than W * B)
             order = order.repeat(math.ceil(total / self.num_samples))[:total]
         # (batches, process, batch_size): this process's column, batch after batch.
         return order.view(len(self), self.num_processes, self.batch_size)[:, self.process_index].reshape(-1)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.data_loader import BatchSamplerShard
 from accelerate.state import AcceleratorState, GradientState
 
@@ -266,7 +266,9 @@ def test_the_project_reads_no_tensor_value_per_step(monkeypatch, tmp_path, fresh
 def test_on_cuda_no_synchronising_call_per_step(tmp_path, fresh_accelerate_state, augmentation):
     """torch's own account (set_sync_debug_mode "warn": one warning per synchronising CUDA call): an epoch of 7
     steps plus 4 eval batches makes no more synchronising calls than one of 2 steps and 1 eval batch."""
-    accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_bf16_supported() else "no")
+    # As run_train.py's accelerator on a GPU: bf16, and pinned eval index batches copied without blocking.
+    accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_bf16_supported() else "no",
+                              dataloader_config=DataLoaderConfiguration(non_blocking=True))
     counts = []
     for train_samples, eval_samples in ((8, 4), (28, 16)):
         run = _tiny_run(accelerator, train_samples, eval_samples=eval_samples, augmentation=augmentation)
