@@ -6,7 +6,8 @@
     pretrained      --model_name_or_path: a SimpleViT or transformers ViT checkpoint to start from (converted)
     accelerator     the Accelerator for this machine (device, precision, CPU threads)
     data            load the splits, decode the images once, the image processor and the matching normaliser
-    augmentation    training augmentation on whole uint8 batches (BatchAugment) or per image (PolicyImages)
+    augmentation    training augmentation on whole uint8 batches (BatchAugment), on the training device
+    policies        TrivialAugmentWide / RandAugment batched, with a draw per image (used by BatchAugment)
     optim           AdamW with its weight-decay groups, and the learning-rate schedule
     loop            one training epoch, and one evaluation over the whole eval set
     metrics         the per-epoch history (saved with checkpoints), metrics.json and metrics.png
