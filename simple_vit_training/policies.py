@@ -54,34 +54,27 @@ def _none(bins, height, width):
 
 # op -> (magnitude per bin as a function of (num_bins, height, width), or None for ops without one; signed).
 # These restate torchvision 0.29's `_AUGMENTATION_SPACE` tables (the tests compare draws with torchvision's own).
+_SHEARS, _BLENDS = ("ShearX", "ShearY"), ("Brightness", "Color", "Contrast", "Sharpness")
 TRIVIAL_AUGMENT_WIDE_SPACE = {
     "Identity": (_none, False),
-    "ShearX": (_linspace(0.99), True),
-    "ShearY": (_linspace(0.99), True),
-    "TranslateX": (_linspace(32.0), True),
+    **{op: (_linspace(0.99), True) for op in _SHEARS},
+    "TranslateX": (_linspace(32.0), True),  # pixels, whatever the image size
     "TranslateY": (_linspace(32.0), True),
-    "Rotate": (_linspace(135.0), True),
-    "Brightness": (_linspace(0.99), True),
-    "Color": (_linspace(0.99), True),
-    "Contrast": (_linspace(0.99), True),
-    "Sharpness": (_linspace(0.99), True),
+    "Rotate": (_linspace(135.0), True),  # degrees
+    **{op: (_linspace(0.99), True) for op in _BLENDS},
     "Posterize": (_posterize_bits(2), False),
-    "Solarize": (_linspace(0.0, start=1.0), False),
+    "Solarize": (_linspace(0.0, start=1.0), False),  # threshold as a fraction of 255
     "AutoContrast": (_none, False),
     "Equalize": (_none, False),
 }
 RAND_AUGMENT_SPACE = {
     **TRIVIAL_AUGMENT_WIDE_SPACE,
-    "ShearX": (_linspace(0.3), True),
-    "ShearY": (_linspace(0.3), True),
+    **{op: (_linspace(0.3), True) for op in _SHEARS},
     # RandAugment translates by a fraction of the image (AutoAugment's 150 pixels of 331).
     "TranslateX": (lambda bins, height, width: torch.linspace(0.0, 150.0 / 331.0 * width, bins), True),
     "TranslateY": (lambda bins, height, width: torch.linspace(0.0, 150.0 / 331.0 * height, bins), True),
     "Rotate": (_linspace(30.0), True),
-    "Brightness": (_linspace(0.9), True),
-    "Color": (_linspace(0.9), True),
-    "Contrast": (_linspace(0.9), True),
-    "Sharpness": (_linspace(0.9), True),
+    **{op: (_linspace(0.9), True) for op in _BLENDS},
     "Posterize": (_posterize_bits(4), False),
 }
 assert tuple(TRIVIAL_AUGMENT_WIDE_SPACE) == OPS and tuple(RAND_AUGMENT_SPACE) == OPS
