@@ -9,6 +9,7 @@
                     index slices of a permutation drawn on the device, sharded per process), the image processor
                     and the matching normaliser
     augmentation    training augmentation on whole uint8 batches on the device (BatchAugment)
+    policies        TrivialAugmentWide / RandAugment batched, with a draw per image (used by BatchAugment)
     optim           AdamW with its weight-decay groups, and the learning-rate schedule
     loop            one training epoch (no host sync per step), and one evaluation over the whole eval set
     metrics         the per-epoch history (saved with checkpoints), metrics.json and metrics.png

@@ -7,6 +7,8 @@ import torch.nn.functional as F
 from torchvision.ops import roi_align
 from torchvision.transforms import v2
 
+from .policies import BatchedRandAugment, BatchedTrivialAugmentWide
+
 AUGMENTATIONS = ("tutorial", "pad-crop", "none", "trivialaugment", "randaugment")
 
 
@@ -22,18 +24,22 @@ class BatchAugment:
     instead of repeating the edge: a difference of no consequence for training.) "pad-crop" is
     `v2.RandomCrop(size, padding=4)` + flip, the usual CIFAR augmentation: zero-pad, then a random window of the
     original size, i.e. a shift of up to 4 pixels each way; its windows sit on whole pixels, so roi_align copies
-    them exactly (images arrive already resized to `image_size`). The stronger policies (TrivialAugment /
-    RandAugment, `self.policy`) are torchvision v2 transforms that must run per image: `PolicyImages` applies them
-    in the training loader, and the batch arrives here for the tutorial's crop + flip.
+    them exactly (images arrive already resized to `image_size`). The stronger policies, "trivialaugment" and
+    "randaugment", are torchvision's TrivialAugmentWide / RandAugment with a draw of op and magnitude per image,
+    batched on the same device (`self.batch_policy`, see policies.py); they transform the uint8 batch first, then the
+    tutorial's crop + flip follows, as before.
     """
 
     def __init__(self, kind, image_size, scale=(0.8, 1.0), ratio=(3 / 4, 4 / 3), padding=4):
+        if kind not in AUGMENTATIONS:
+            raise ValueError(f"augmentation must be one of {', '.join(AUGMENTATIONS)}, got {kind!r}")
         self.kind = kind
         self.image_size = image_size
         self.padding = padding
         self.scale = scale
         self.log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
-        self.policy = {"trivialaugment": v2.TrivialAugmentWide(), "randaugment": v2.RandAugment()}.get(kind)
+        policies = {"trivialaugment": BatchedTrivialAugmentWide, "randaugment": BatchedRandAugment}
+        self.batch_policy = policies[kind]() if kind in policies else None
 
     def crop_boxes(self, n, size, device, tries=10):
         """Per-sample RandomResizedCrop boxes (index, x1, y1, x2, y2), drawn as v2.RandomResizedCrop draws them:
@@ -67,6 +73,8 @@ class BatchAugment:
             if images.shape[-2:] != (self.image_size, self.image_size):  # held below the model's size
                 images = v2.functional.resize(images, [self.image_size, self.image_size], antialias=True)
             return images.float()
+        if self.batch_policy is not None:
+            images = self.batch_policy(images)  # (batch, 3, H, W) uint8, each image its own op and magnitude
         n, size = images.shape[0], images.shape[-1]
         if self.kind == "pad-crop":
             images = F.pad(images, [self.padding] * 4)  # zeros, as v2.RandomCrop(padding=...) fills by default
@@ -79,31 +87,3 @@ class BatchAugment:
         flip = torch.rand(n, device=images.device) < 0.5
         return torch.where(flip.view(-1, 1, 1, 1), out.flip(-1), out)
 
-
-class PolicyImages(torch.utils.data.Dataset):
-    """Training images with a per-image policy (TrivialAugment / RandAugment) applied as they are fetched: item i is
-    `(i, policy(images[i]))`, uint8 on the CPU.
-
-    Fetching through a DataLoader puts the 50,000 policy calls an epoch into its `num_workers` processes, so on a GPU
-    the training process does not spend its time on them; with no workers they run in the training process. Either
-    way each image gets its own draw of operation and magnitude. The draw for image i in epoch e comes from its own
-    seed (seed, e, i), not from whatever a worker's or the training process's random stream holds at that moment:
-    so a run resumed in the middle of an epoch (which skips the batches already done, and whose loader prefetches)
-    repeats the uninterrupted run's draws exactly, with any number of workers. The global stream of the process
-    that fetches is left as it was (`fork_rng`), so the batch augmentation's draws do not depend on the policy's.
-    """
-
-    def __init__(self, images, policy, seed=0):
-        self.images, self.policy, self.seed, self.epoch = images, policy, seed, 0
-
-    def set_epoch(self, epoch):  # called by accelerate's loader at each epoch (before the workers are forked)
-        self.epoch = epoch
-
-    def __len__(self):
-        return len(self.images)
-
-    def __getitem__(self, i):
-        with torch.random.fork_rng(devices=[]):
-            # Only the CPU generator: torch.manual_seed would also reseed every GPU's.
-            torch.default_generator.manual_seed(hash((self.seed, self.epoch, int(i))) & (2**63 - 1))
-            return i, self.policy(self.images[i])

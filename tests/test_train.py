@@ -474,27 +474,31 @@ def test_trivialaugment_workers_under_two_process_ddp(hub_dataset, tiny_model_co
 
 
 def test_policy_images_draw_per_image_in_each_worker():
-    """The loader path of TrivialAugment: every image gets its own draw, also across DataLoader workers (a policy
-    applied once per batch, or workers sharing one random stream, would repeat outputs)."""
-    from torchvision.transforms import v2
-
+    """The batched TrivialAugment (which replaced the per-image loader path): every image gets its own draw, within
+    a batch and from one batch to the next (a policy applied once per batch, or a draw repeated across calls, would
+    repeat outputs)."""
     sys.path.insert(0, str(ROOT))
-    from simple_vit_training.augmentation import PolicyImages
+    from simple_vit_training.augmentation import BatchAugment
 
     torch.manual_seed(0)
     image = torch.randint(0, 256, (3, 30, 30), dtype=torch.uint8)
     images = image.expand(64, -1, -1, -1).contiguous()  # 64 copies of one image: any difference is the policy's
-    loader = torch.utils.data.DataLoader(PolicyImages(images, v2.TrivialAugmentWide()), batch_size=16,
-                                         shuffle=True, num_workers=2)
-    batches = list(loader)
-    index = torch.cat([i for i, _ in batches])
-    out = torch.cat([x for _, x in batches])
-    assert sorted(index.tolist()) == list(range(64))
+    policy = BatchAugment("trivialaugment", 30).batch_policy
+    batches = [policy(images[i:i + 16]) for i in range(0, 64, 16)]  # four batches, as a loader would pass them
+    out = torch.cat(batches)
     assert out.shape == (64, 3, 30, 30) and out.dtype == torch.uint8
     distinct = {tuple(x.flatten().tolist()) for x in out}
     assert len(distinct) > 20, len(distinct)  # 14 operations x 31 magnitudes: many different outputs
-    # Worker 0 fetched batches 0 and 2, worker 1 batches 1 and 3: their streams differ.
-    assert not torch.equal(batches[0][1], batches[1][1])
+    # Successive batches of the same images draw anew.
+    assert not torch.equal(batches[0], batches[1])
+    # Each image keeps its place in the batch: those that drew Identity come back unchanged where they were.
+    different = torch.randint(0, 256, (64, 3, 30, 30), dtype=torch.uint8)
+    torch.manual_seed(1)
+    op, _, _ = policy.draw(64, "cpu")
+    torch.manual_seed(1)
+    kept, identity = policy(different), op == 0  # OPS[0] is "Identity"
+    assert identity.any() and torch.equal(kept[identity], different[identity])
+    assert not torch.equal(kept[~identity], different[~identity])
 
 
 def test_training_normalisation_matches_the_saved_image_processor():
