@@ -34,6 +34,7 @@ Where capture is not possible, `can_capture` says why (printed once by the calle
 ordinary step: no GPU, --cuda-graph off, gradient accumulation, several processes (DDP), --compile, fp16.
 """
 
+import contextlib
 import time
 import warnings
 
@@ -123,7 +124,7 @@ class GraphedTrainStep:
         step = GraphedTrainStep(accelerator, model, optimizer, scheduler, augment, normalize, args)
         loss = step(images, labels)  # (batch, 3, H, W) uint8, (batch,) int64 -> 0-dim loss on the device
 
-    With capture, `optimizer` must come from `make_optimizer(..., lr_on_device=True)` and `scheduler` from
+    With capture, `optimizer` must come from `make_optimizer(..., lr_device=accelerator.device)` and `scheduler` from
     `make_scheduler(..., on_device=True)` (both prepared by accelerate); `run_facts()` says what happened, for
     metrics.json. The ordinary step (CPU, refused, partial batch) is `train_step` + zero_grad inside
     `accelerator.accumulate`, exactly the training loop's step."""
@@ -137,7 +138,7 @@ class GraphedTrainStep:
         self.capture = possible if capture is None else capture and possible
         if self.capture and not isinstance(_inner(scheduler, "scheduler"), DeviceLambdaLR):
             raise ValueError("GraphedTrainStep with capture needs make_scheduler(..., on_device=True) and "
-                             "make_optimizer(..., lr_on_device=True)")
+                             "make_optimizer(..., lr_device=accelerator.device)")
         self.graph = None
         self.static_images = self.static_labels = self.static_loss = None
         self.captures, self.capture_seconds, self.replays = 0, 0.0, 0
@@ -150,6 +151,10 @@ class GraphedTrainStep:
 
     def ordinary(self, images, labels):
         """The training loop's ordinary step: `train_step` + zero_grad inside `accelerator.accumulate`."""
+        if self.graph is not None:
+            # After replays .grad holds the graph's gradient buffers (each replay overwrites them); an eager
+            # backward would add to them. Dropped here, they stay the graph's: its pool is not used by eager code.
+            _inner(self.optimizer, "optimizer").zero_grad(set_to_none=True)
         with self.accelerator.accumulate(self.model), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=_UNCAPTURED_WARNING)
             loss = train_step(self.accelerator, self.model, self.optimizer, self.scheduler, images, labels,
@@ -179,6 +184,26 @@ class GraphedTrainStep:
         return train_step(self.accelerator, self.model, self.optimizer, self.scheduler, self.static_images,
                           self.static_labels, self.augment, self.normalize, self.args)
 
+    def _warm_up(self):
+        """Run WARMUP_STEPS steps on the static buffers (on a side stream on a GPU, as torch's docs want before a
+        capture), then put the whole training state back as it was; returns that state, to restore it again."""
+        device = self.accelerator.device
+        state = _TrainingState(self.model, self.optimizer, _inner(self.scheduler, "scheduler"))
+        side = torch.cuda.Stream(device) if device.type == "cuda" else None
+        if side is not None:
+            side.wait_stream(torch.cuda.current_stream(device))
+        # fork_rng: the warm-up's random draws (CPU and this GPU) are given back, as is everything else it changed.
+        with torch.random.fork_rng(devices=[device] if side is not None else []), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_UNCAPTURED_WARNING)
+            with torch.cuda.stream(side) if side is not None else contextlib.nullcontext():
+                for _ in range(self.WARMUP_STEPS):
+                    self._body()
+                    self.optimizer.zero_grad(set_to_none=True)
+            if side is not None:
+                torch.cuda.current_stream(device).wait_stream(side)
+            state.restore()
+        return state
+
     def _capture(self, images, labels) -> bool:
         """Warm up, restore the training state, capture. False (after a one-line message) if capture fails: the
         state is restored again and the ordinary step runs from then on."""
@@ -186,18 +211,7 @@ class GraphedTrainStep:
         device = self.accelerator.device
         self.static_images = images.detach().clone()  # the graph reads its inputs from these addresses
         self.static_labels = labels.detach().clone()
-        state = _TrainingState(self.model, self.optimizer, _inner(self.scheduler, "scheduler"))
-        side = torch.cuda.Stream(device)
-        side.wait_stream(torch.cuda.current_stream(device))
-        # fork_rng: the warm-up's random draws (CPU and this GPU) are given back, as is everything else it changed.
-        with torch.random.fork_rng(devices=[device]), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=_UNCAPTURED_WARNING)
-            with torch.cuda.stream(side):
-                for _ in range(self.WARMUP_STEPS):
-                    self._body()
-                    self.optimizer.zero_grad(set_to_none=True)
-            torch.cuda.current_stream(device).wait_stream(side)
-            state.restore()
+        state = self._warm_up()
         # No .grad before capture: backward inside the graph allocates them from the graph's pool and each replay
         # overwrites them (torch's whole-network example), so no zero_grad is needed between replays.
         self.optimizer.zero_grad(set_to_none=True)

@@ -1,7 +1,7 @@
 """The optimizer (AdamW with its weight-decay groups) and the learning-rate schedule.
 
 Two forms of each. The ordinary one (what every CPU run and `--cuda-graph off` use): foreach AdamW with a Python
-float learning rate, stepped by transformers' LambdaLR. The graph-ready one (`lr_on_device=True`, used by
+float learning rate, stepped by transformers' LambdaLR. The graph-ready one (`lr_device=...`, used by
 `graphed_step.GraphedTrainStep`): AdamW whose learning rate is a tensor on the parameters' device, fused and
 capturable on CUDA, and `DeviceLambdaLR`, the same schedule computed on the device from a step-counter tensor, so
 that `optimizer.step(); scheduler.step()` issue only device work and can be captured in a CUDA graph and replayed.
@@ -20,17 +20,19 @@ from transformers import get_scheduler
 _IMPLEMENTATION = ("foreach", "fused", "capturable")
 
 
-def make_optimizer(model, lr, weight_decay, scope="all", lr_on_device=False):
+def make_optimizer(model, lr, weight_decay, scope="all", lr_device=None):
     """AdamW. scope "all" decays every parameter (the tutorial's `AdamW(model.parameters())`); "weights" decays only
     the weight matrices, not biases, LayerNorms, the CLS token or position embeddings (the usual ViT practice).
     Neither decays the learned attention scales of `locality_self_attention`: pulling a temperature towards zero
     would flatten every attention map (the tutorial's model has none, so "all" is still its optimizer).
 
-    lr_on_device=True: the graph-ready form. Each group's learning rate is its own float32 tensor on the parameters'
-    device (a captured step reads it there; `DeviceLambdaLR` writes it there), and the fused kernel updates all
-    tensors at once; on CUDA also `capturable=True`, which keeps Adam's step counters on the device and is what
-    torch requires of an optimizer stepped inside a CUDA graph (on the CPU capturable is not supported and nothing is
-    captured, so the fused CPU kernel runs as it is: the form a CPU test can run eagerly)."""
+    lr_device (the training device, e.g. accelerator.device): the graph-ready form. Each group's learning rate is
+    its own float32 tensor on that device (a captured step reads it there; `DeviceLambdaLR` writes it there; it is
+    the training device, not the parameters' current one: run_train.py builds the optimizer before accelerate moves
+    the model), and the fused kernel updates all tensors at once; on CUDA also `capturable=True`, which keeps Adam's
+    step counters on the device and is what torch requires of an optimizer stepped inside a CUDA graph (on the CPU
+    capturable is not supported and nothing is captured: the fused CPU kernel runs as it is, the form a CPU test
+    can run eagerly)."""
     def temperature(name):
         return name.endswith("attention.scaling")
 
@@ -46,10 +48,10 @@ def make_optimizer(model, lr, weight_decay, scope="all", lr_on_device=False):
         named = list(model.named_parameters())
         groups = [{"params": [p for n, p in named if decayed(n, p)], "weight_decay": weight_decay},
                   {"params": [p for n, p in named if not decayed(n, p)], "weight_decay": 0.0}]
-    if not lr_on_device:
+    if lr_device is None:
         optimizer = torch.optim.AdamW(groups, lr=lr, foreach=True)  # foreach: one kernel per op over all tensors
     else:
-        device = groups[0]["params"][0].device
+        device = torch.device(lr_device)
         for group in groups:  # one tensor per group: the schedule writes each in place, none aliases another
             group["lr"] = torch.tensor(float(lr), dtype=torch.float32, device=device)
             # The schedule's base value, as a float: a scheduler would otherwise take the float32 tensor's value
@@ -99,7 +101,7 @@ def make_scheduler(optimizer, args, batches_per_epoch, num_processes=1, on_devic
     num_processes steps per optimizer step, so these totals hold for any number of processes, and a warmup given
     in optimizer steps is scaled by that number (as transformers' example scripts do).
 
-    on_device=True (with an optimizer from `make_optimizer(..., lr_on_device=True)`): the same schedule as a
+    on_device=True (with an optimizer from `make_optimizer(..., lr_device=...)`): the same schedule as a
     `DeviceLambdaLR`, built from transformers' own lambda (its function and keyword arguments)."""
     steps_per_epoch = math.ceil(batches_per_epoch / args.gradient_accumulation_steps)
     if args.num_warmup_steps is not None:
@@ -199,7 +201,7 @@ class DeviceLambdaLR(LambdaLR):
         lrs = [group["lr"] for group in optimizer.param_groups]
         if not all(isinstance(lr, torch.Tensor) for lr in lrs):
             raise ValueError("DeviceLambdaLR needs an optimizer whose learning rates are tensors "
-                             "(make_optimizer(..., lr_on_device=True))")
+                             "(make_optimizer(..., lr_device=...))")
         lambdas = list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else [lr_lambda] * len(lrs)
         self._factors = [device_lr_factor(fn) for fn in lambdas]
         self._counter = torch.full((), -1.0, dtype=torch.float64, device=lrs[0].device)
