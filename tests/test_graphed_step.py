@@ -123,6 +123,40 @@ def test_the_steps_body_is_the_training_loops_step():
     assert step.run_facts()["cuda_graph"] is False and step.run_facts()["cuda_graph_replays"] == 0
 
 
+def plain_torch_step(model, optimizer, scheduler, augment, normalize, args):
+    """The training step written with torch alone (no accelerate wrappers), as the tutorial's loop would be."""
+    def step(images, labels):
+        logits = model(pixel_values=normalize(augment(images))).logits
+        loss = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=args.label_smoothing)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+        optimizer.step(), scheduler.step(), optimizer.zero_grad()
+        return loss.detach()
+    step.model = model
+    return step
+
+
+def test_the_steps_body_is_a_plain_torch_training_step():
+    """The same comparison against an independent reference (also once the loop calls GraphedTrainStep itself):
+    torch's own optimizer, schedule and clipping, called directly."""
+    args = settings()
+    images, labels = batches()
+    model = tiny_model()
+    augment, normalize = augment_and_normalize(model)
+    reference_model = copy.deepcopy(model)
+    optimizer = make_optimizer(reference_model, args.lr, args.weight_decay, "weights")
+    reference = plain_torch_step(reference_model, optimizer, make_scheduler(optimizer, args, STEPS), augment,
+                                 normalize, args)
+    torch.manual_seed(7)
+    expected_losses, expected_weights = run_steps(reference, images, labels)
+    accelerator, step_model, optimizer, scheduler = prepared(args, copy.deepcopy(model), lr_on_device=False)
+    step = GraphedTrainStep(accelerator, step_model, optimizer, scheduler, augment, normalize, args)
+    torch.manual_seed(7)
+    losses, weights = run_steps(step, images, labels)
+    assert all(torch.equal(a, b) for a, b in zip(losses, expected_losses))
+    assert all(torch.equal(a, b) for i in range(STEPS) for a, b in zip(weights[i], expected_weights[i]))
+
+
 def test_the_graph_ready_optimizer_and_schedule_train_as_the_ordinary_ones():
     """The graph-ready form (fused AdamW, learning rate a tensor, schedule on the device) running the same body
     follows the ordinary form step for step, to float rounding: the fused kernel rounds differently from foreach,
