@@ -16,6 +16,7 @@ from cli import CLIError, OneLineArgumentParser
 
 from .augmentation import AUGMENTATIONS
 from .checkpoints import add_checkpoint_arguments
+from .graphed_step import CUDA_GRAPH_CHOICES
 from .recipes import DEFAULT_RECIPE, describe_recipes, recipe_defaults
 
 DESCRIPTION = "Train SimpleViT on CIFAR-10 (or any image-classification dataset) with accelerate."
@@ -131,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--mixed-precision", choices=("no", "fp16", "bf16"), default=None,
         help="None: accelerate's config, else bf16 on a GPU that supports it, else no")
     add("--compile", action="store_true", help="torch.compile the model (through accelerate's dynamo plugin)")
+    add("--cuda-graph", choices=CUDA_GRAPH_CHOICES, default="auto",
+        help="auto: on a GPU, run each full training batch as one captured CUDA graph (forward, backward, AdamW, "
+             "schedule) where that is possible, else say why and take the ordinary step; off: always the ordinary "
+             "step")
     add("--model-config", default=None, metavar="FILE",
         help="JSON file of SimpleViTConfig fields (None: the default model)")
     add("--model_name_or_path", "--model-name-or-path", default=None, metavar="PATH_OR_ID",
