@@ -25,6 +25,7 @@ from simple_vit_training.arguments import build_parser, parse_args  # noqa: F401
 from simple_vit_training.augmentation import BatchAugment
 from simple_vit_training.checkpoints import Checkpointer, resolve_resume_checkpoint, save_final_model
 from simple_vit_training.data import build_training_data, load_splits, make_image_processor, make_normalizer
+from simple_vit_training.graphed_step import GraphedTrainStep, can_capture
 from simple_vit_training.hub import check_hub_args, publish_output
 from simple_vit_training.loop import evaluate_model, train_one_epoch
 from simple_vit_training.metrics import TrainingHistory, load_accuracy_metric, plot_metrics, write_metrics
@@ -79,12 +80,18 @@ def main(argv=None):
     # ------------------------------------------------------------------------------------------------------------
     # 5. Optimizer and schedule (and the state of an interrupted run, once everything is prepared)
     # ------------------------------------------------------------------------------------------------------------
-    optimizer = make_optimizer(model, args.lr, args.weight_decay, args.weight_decay_scope)
+    # --cuda-graph auto on one GPU: the graph-ready forms (learning rate a device tensor, schedule on the device).
+    graphed, graph_reason = can_capture(accelerator, args)
+    accelerator.print(f"CUDA graph: {graph_reason}")
+    optimizer = make_optimizer(model, args.lr, args.weight_decay, args.weight_decay_scope,
+                               lr_device=accelerator.device if graphed else None)
     # The schedule counts the batches of the whole set (an unsharded loader's length): accelerate's prepared
     # scheduler advances num_processes steps per optimizer step. The training batches shard themselves and are not
     # prepared (see DeviceBatches).
-    scheduler = make_scheduler(optimizer, args, data.train_batches.unsharded_batches, accelerator.num_processes)
+    scheduler = make_scheduler(optimizer, args, data.train_batches.unsharded_batches, accelerator.num_processes,
+                               on_device=graphed)
     model, optimizer, data.eval_loader, scheduler = accelerator.prepare(model, optimizer, data.eval_loader, scheduler)
+    train_step = GraphedTrainStep(accelerator, model, optimizer, scheduler, augment, normalize, args)
     history = TrainingHistory()
     accelerator.register_for_checkpointing(history)
     checkpointer = Checkpointer(accelerator, output_dir, args)  # from here on, SIGTERM/SIGINT save, then exit
@@ -110,7 +117,7 @@ def main(argv=None):
     for epoch in range(checkpointer.first_epoch(history.epochs_done), args.epochs + 1):
         start = time.perf_counter()
         train_loss = train_one_epoch(accelerator, model, optimizer, scheduler, data, augment, normalize, args, epoch,
-                                     checkpointer)
+                                     checkpointer, train_step)
         train_seconds = time.perf_counter() - start
         eval_loss, eval_accuracy = evaluate_model(accelerator, model, data, accuracy_metric)
         epoch_seconds = time.perf_counter() - start
@@ -129,7 +136,7 @@ def main(argv=None):
                           eval_samples=len(data.eval_labels), eval_split=splits.eval_split,
                           dataset_name=splits.dataset_name, cpu_threads=torch.get_num_threads(),
                           device=str(accelerator.device),
-                          mixed_precision=accelerator.mixed_precision, args=vars(args))
+                          mixed_precision=accelerator.mixed_precision, **train_step.run_facts(), args=vars(args))
             if epoch == args.epochs or checkpoint_epoch:
                 plot_metrics(history.metrics, output_dir / "metrics.png")  # ~0.3 s: not every epoch of a GPU run
         checkpointer.after_epoch(epoch)

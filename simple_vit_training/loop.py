@@ -4,9 +4,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .graphed_step import GraphedTrainStep
+
 
 def train_one_epoch(accelerator, model, optimizer, scheduler, data, augment, normalize, args, epoch,
-                    checkpointer) -> float:
+                    checkpointer, train_step=None) -> float:
     """One pass over the training set (the rest of it, for a run resumed mid-epoch); returns the mean training
     loss over all processes. `checkpointer.after_step` runs after every optimizer step (checkpoints, signals).
 
@@ -14,6 +16,8 @@ def train_one_epoch(accelerator, model, optimizer, scheduler, data, augment, nor
     the device, the loss is summed there and read once, at the end of the epoch; `accelerator.sync_gradients` and
     the step counts are host values; tqdm counts the batches it is handed and never looks into them. (With several
     processes `checkpointer.after_step` agrees on a stop flag every 16 steps: that all-reduce does wait.)"""
+    if train_step is None:  # run_train.py passes its own, kept across epochs (its CUDA graph is captured once)
+        train_step = GraphedTrainStep(accelerator, model, optimizer, scheduler, augment, normalize, args, capture=False)
     batches = data.train_batches
     batches.set_epoch(epoch)
     skip, loss_done = checkpointer.epoch_start(epoch)
@@ -23,19 +27,10 @@ def train_one_epoch(accelerator, model, optimizer, scheduler, data, augment, nor
     for index in tqdm(batches.iter_from(skip), desc=f"epoch {epoch}/{args.epochs}", total=len(batches),
                       initial=skip, leave=False, disable=not accelerator.is_local_main_process):
         # index: (batch,) int64 on the device
-        with accelerator.accumulate(model):
-            images = data.train_images[index]  # (batch, 3, S, S) uint8
-            pixel_values = normalize(augment(images))  # (batch, 3, image_size, image_size) float
-            logits = model(pixel_values=pixel_values).logits  # (batch, num_labels)
-            loss = F.cross_entropy(logits.float(), data.train_labels[index], label_smoothing=args.label_smoothing)
-            accelerator.backward(loss)
-            # Clip only on the step that updates (accelerate syncs and unscales the gradients first).
-            if args.max_grad_norm is not None and accelerator.sync_gradients:
-                accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-        loss_sum += loss.detach()
+        images = data.train_images[index]  # (batch, 3, S, S) uint8
+        # augment, normalize, forward, loss, backward, clip, AdamW, schedule, zero_grad (graphed_step.train_step):
+        # one CUDA-graph replay for a full batch where it was captured, else the ordinary step
+        loss_sum += train_step(images, data.train_labels[index])
         steps += 1
         if accelerator.sync_gradients:  # an optimizer step was taken: a checkpoint may be due, a signal waiting
             checkpointer.after_step(epoch, steps, loss_sum)
