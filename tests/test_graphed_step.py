@@ -74,9 +74,14 @@ def run_steps(step, images, labels):
 # ---------------------------------------------------------------------------------------------------------------
 # The step's body, run eagerly, is the training loop's step
 # ---------------------------------------------------------------------------------------------------------------
-class Loader(list):
+class InOrder(list):
+    """A stand-in for data.DeviceBatches: the batches' index tensors in order."""
+
     def set_epoch(self, epoch):
         pass
+
+    def iter_from(self, start):
+        return iter(self[start:])
 
 
 class Recorder:
@@ -102,8 +107,8 @@ def test_the_steps_body_is_the_training_loops_step():
     model = tiny_model()
     accelerator, loop_model, optimizer, scheduler = prepared(args, copy.deepcopy(model), lr_on_device=False)
     augment, normalize = augment_and_normalize(model)
-    data = SimpleNamespace(train_loader=Loader(torch.arange(len(labels)).split(BATCH)), train_labels=labels,
-                           train_batch=lambda index: (index, images[index]))
+    data = SimpleNamespace(train_batches=InOrder(torch.arange(len(labels)).split(BATCH)), train_images=images,
+                           train_labels=labels)
     recorder = Recorder(loop_model)
     torch.manual_seed(7)
     train_one_epoch(accelerator, loop_model, optimizer, scheduler, data, augment, normalize, args, 1, recorder)
