@@ -68,6 +68,7 @@ ADDED_SINCE = {
     "dataset_config_name": None, "train_dir": None, "validation_dir": None,  # --dataset-name as given
     "num_warmup_steps": None,  # warmup in epochs (--warmup-epochs)
     "print_config": False,  # a training run
+    "cuda_graph": "auto",  # how a GPU step is launched (never a graph on a CPU): the same training
 }
 # Recipes whose model changed after some committed runs, with (what those runs recorded, what the recipe now selects).
 # `--recipe tutorial` selects the tutorial's architecture (configs/tutorial.json: no final LayerNorm) since commit
