@@ -24,8 +24,8 @@ def make_accelerator(args, output_dir) -> Accelerator:
         log_with=None if args.report_to == "none" else args.report_to.split(","),
         project_dir=str(output_dir),
         dynamo_backend="inductor" if args.compile else None,
-        # Shuffle with seed + epoch: the data order of any epoch is known without replaying the ones before,
-        # which is what makes a resumed run see the same batches as an uninterrupted one.
+        # The prepared (evaluation) loader: seeded, unshuffled. The training batches shuffle themselves on the
+        # device with seed + epoch (data.DeviceBatches), so a resumed run sees the same batches.
         # non_blocking (with pinned index batches): moving each batch's indices to the GPU does not make the
         # host wait for the GPU, so there is no per-step synchronisation.
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed,

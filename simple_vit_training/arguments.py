@@ -102,8 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="training augmentation: tutorial (RandomResizedCrop 0.8-1 + flip), pad-crop (4-pixel shifts + flip), "
              "none, or a per-image policy (trivialaugment, randaugment) followed by the tutorial's crop + flip")
     add("--num-workers", type=_non_negative_int, default=0, metavar="N",
-        help="processes for the one-time image decoding, and DataLoader workers that apply "
-             "--augmentation trivialaugment/randaugment (0: both in the main process)")
+        help="processes for the one-time image decoding (0: in the main process); the augmentations, "
+             "policies included, run batched on the training device")
     # Run
     add("--exp-name", default="simple-vit", metavar="NAME", help="the run's name (trackers; the default output dir)")
     add("--output-dir", default=None, metavar="DIR", help="where the model, metrics and checkpoints go "
