@@ -106,7 +106,7 @@ elif [ -n "$MISSING" ]; then
 else
     if [ "$MODE" = gpu ]; then
         EPOCHS=3; RUN_LIMIT=100; DEADLINE=380
-        COMMON="--epochs $EPOCHS --num-workers 8"  # workers: improved-100's TrivialAugment runs per image on CPUs
+        COMMON="--epochs $EPOCHS --num-workers 8"  # workers: the one-time decoding (the policies run batched on the GPU)
         RUNS=("tutorial|ordinary|--recipe tutorial --cuda-graph off" "tutorial|cuda-graph|--recipe tutorial --cuda-graph auto"
               "improved-100|ordinary|--recipe improved-100 --cuda-graph off"
               "improved-100|cuda-graph|--recipe improved-100 --cuda-graph auto"
