@@ -267,7 +267,8 @@ def predict_and_plot(model, processor, images, labels, label_names=None, layer="
     id2label = model.config.id2label
     predicted = [id2label[i] for i in maps.logits.argmax(-1).tolist()]
     true = [label_names[i] if label_names else id2label[i] for i in labels]
-    where = "attention rollout" if layer == "rollout" else f"CLS attention of layer {layer} (heads averaged)"
+    reader = "patch-average" if getattr(model.config, "classifier_pooling", "cls") == "mean" else "CLS"
+    where = "attention rollout" if layer == "rollout" else f"{reader} attention of layer {layer} (heads averaged)"
     figure = plot_attention_grid(shown, selected, predicted, true, ncols=ncols, title=f"{where}: predicted / true")
     return figure, predicted, true
 

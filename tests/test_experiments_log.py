@@ -94,6 +94,28 @@ def test_100_epoch_comparison_figures_match_the_two_trivialaugment_runs():
     assert f"80% is {80 - 100 * new[-1]:.2f} points further" in text
 
 
+def test_tutorial_size_spt_lsa_figures_match_their_runs():
+    # Findings, "The tutorial's sizes with SPT and LSA": results/seed-config against improved-100's run (6 layers) and
+    # the tutorial-size model with the improved recipe and TrivialAugment.
+    def load(name):
+        return json.loads((ROOT / "results" / name / "metrics.json").read_text())
+
+    run, six, plain = (load(name) for name in ("seed-config", "improved-40-spt-lsa-100-epochs-trivialaugment",
+                                               "improved-trivialaugment"))
+    accuracy = [100 * a for a in run["eval_accuracy"]]
+    first = next(epoch for epoch, a in enumerate(accuracy, 1) if a >= 80)
+    assert all(a >= 80 for a in accuracy[first - 1:])
+    text = " ".join(LOG.split())
+    assert (f"{run['num_parameters']:,} parameters, {run['num_parameters'] - plain['num_parameters']:,} more than the "
+            f"tutorial-size model's {plain['num_parameters']:,}) ended at **{accuracy[-1]:.2f}%**, "
+            f"{100 * six['eval_accuracy'][-1] - accuracy[-1]:.2f} points below the 6-layer improved-100 run with "
+            f"{six['num_parameters'] - run['num_parameters']:,} fewer parameters and "
+            f"{accuracy[-1] - 100 * plain['eval_accuracy'][-1]:.2f} points above the tutorial-size model with the "
+            f"improved recipe and TrivialAugment ({100 * plain['eval_accuracy'][-1]:.2f}%). It first reached 80% at "
+            f"epoch {first} and stayed at or above it from there on; its training loss on augmented images ended at "
+            f"{run['train_loss'][-1]:.2f} against a test loss of {run['eval_loss'][-1]:.2f}.") in text
+
+
 def test_batch_256_trivialaugment_figures_match_the_two_gpu_runs():
     # Findings, "Batch 256": the two batch-256 TrivialAugment runs of the GPU lease, against the batch-64 CPU run of
     # the same 6-layer model and the earlier batch-256 GPU run without TrivialAugment.

@@ -59,7 +59,8 @@ def test_readme_test_command_is_what_ci_runs():
 
 def test_headline_table_names_the_presets():
     commands = [row["command"] for row in headline_rows()]
-    for recipe in ("--recipe improved ", "--recipe improved-40`", "--recipe improved-100`"):
+    for recipe in ("--recipe improved ", "--recipe improved-40`", "--recipe improved-100`",
+                   "--recipe tutorial-size-100`", "--recipe improved-20`"):
         assert any(recipe in command for command in commands), recipe
     assert "`python run_train.py`" in commands  # the defaults: the tutorial recipe
 

@@ -100,29 +100,27 @@ def settings_not_reproduced(ran, argv):
     return {**missing, **differing}
 
 
-def test_improved_40_preset_is_the_committed_run():
-    # The README credits this run to the preset: the preset must expand to exactly the settings it ran with.
+# Each preset the README credits with a figure, and the run that measured it: the preset must expand to exactly the
+# settings that run had (its model config included), so `--recipe NAME` repeats the quoted figure's run.
+PRESET_RUNS = {
+    "improved-40": PRESET_RUN,
+    "improved-100": ROOT / "results" / "improved-40-spt-lsa-100-epochs-trivialaugment",
+    "tutorial-size-100": ROOT / "results" / "seed-config",
+    "improved-20": ROOT / "results" / "improved-20",
+}
+
+
+@pytest.mark.parametrize("recipe", sorted(PRESET_RUNS))
+def test_preset_is_the_committed_run(recipe):
     sys.path.insert(0, str(ROOT))
     from run_train import load_model_config_overrides, parse_args
 
-    ran = json.loads((PRESET_RUN / "metrics.json").read_text())["args"]
-    assert not settings_not_reproduced(ran, ["--recipe", "improved-40"])
-    config = json.loads((PRESET_RUN / "config.json").read_text())
-    for key, value in load_model_config_overrides(parse_args(["--recipe", "improved-40"]).model_config).items():
-        assert config[key] == value
-
-
-def test_improved_100_preset_is_the_committed_run():
-    # The README credits the 80% run to this preset: it must expand to exactly the settings that run had.
-    sys.path.insert(0, str(ROOT))
-    from run_train import load_model_config_overrides, parse_args
-
-    folder = ROOT / "results" / "improved-40-spt-lsa-100-epochs-trivialaugment"
+    folder = PRESET_RUNS[recipe]
     ran = json.loads((folder / "metrics.json").read_text())["args"]
-    assert not settings_not_reproduced(ran, ["--recipe", "improved-100"])
+    assert not settings_not_reproduced(ran, ["--recipe", recipe])
     config = json.loads((folder / "config.json").read_text())
-    for key, value in load_model_config_overrides(parse_args(["--recipe", "improved-100"]).model_config).items():
-        assert config[key] == value
+    overrides = load_model_config_overrides(parse_args(["--recipe", recipe]).model_config)
+    assert overrides and all(config[key] == value for key, value in overrides.items())
 
 
 def readme_commands():
