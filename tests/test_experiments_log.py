@@ -116,6 +116,21 @@ def test_tutorial_size_spt_lsa_figures_match_their_runs():
             f"{run['train_loss'][-1]:.2f} against a test loss of {run['eval_loss'][-1]:.2f}.") in text
 
 
+def test_improved_20_figures_match_the_two_seeds():
+    # Findings, "20 epochs": the two seeds of --recipe improved-20 against the goal of 75.5%.
+    runs = [json.loads((ROOT / "results" / name / "metrics.json").read_text())
+            for name in ("improved-20", "improved-20-seed-43")]
+    a, b = ([100 * x for x in run["eval_accuracy"]] for run in runs)
+    gaps = [abs(x - y) for x, y in zip(a, b)]
+    text = " ".join(LOG.split())
+    assert f"ended at **{a[-1]:.2f}%** with seed 42 and **{b[-1]:.2f}%** with seed 43" in text
+    assert max(a[-1], b[-1]) < 75.5 and f"({75.5 - max(a[-1], b[-1]):.2f} points short with the better seed)" in text
+    assert f"up to {max(gaps):.2f} points apart at single epochs and {gaps[-1]:.2f} at the end" in text
+    losses = " and ".join(f"{run['train_loss'][-1]:.2f}" for run in runs)
+    tests = " and ".join(f"{run['eval_loss'][-1]:.2f}" for run in runs)
+    assert f"training loss on augmented images {losses} against test losses of {tests} at the end" in text
+
+
 def test_batch_256_trivialaugment_figures_match_the_two_gpu_runs():
     # Findings, "Batch 256": the two batch-256 TrivialAugment runs of the GPU lease, against the batch-64 CPU run of
     # the same 6-layer model and the earlier batch-256 GPU run without TrivialAugment.
