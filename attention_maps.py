@@ -60,6 +60,11 @@ class AttentionMaps:
 # --------------------------------------------------------------------------------------------------------------
 
 
+def reads_patch_average(config) -> bool:
+    """Whether the classifier reads the patch tokens' average (classifier_pooling="mean") rather than the CLS token."""
+    return getattr(config, "classifier_pooling", "cls") == "mean"
+
+
 def attention_rollout(attentions: torch.Tensor, residual_weight: float = 0.5) -> torch.Tensor:
     """Attention rollout (Abnar & Zuidema, 2020) of stacked attentions (batch, layers, heads, tokens, tokens).
 
@@ -100,7 +105,7 @@ def compute_attention_maps(model, pixel_values: torch.Tensor) -> AttentionMaps:
     grid = (height // patch, width // patch)
     # Map the rows of the tokens the classifier reads, over the patch columns: the CLS token's row, or, for a
     # mean-pooling model (classifier_pooling="mean"), the average of the patch tokens' rows.
-    if getattr(model.config, "classifier_pooling", "cls") == "mean":
+    if reads_patch_average(model.config):
         to_patches = attentions[..., 1:, 1:].mean(dim=-2)  # (batch, layers, heads, patches)
         rollout = attention_rollout(attentions)[:, 1:, 1:].mean(dim=1)  # (batch, patches)
     else:
@@ -267,7 +272,7 @@ def predict_and_plot(model, processor, images, labels, label_names=None, layer="
     id2label = model.config.id2label
     predicted = [id2label[i] for i in maps.logits.argmax(-1).tolist()]
     true = [label_names[i] if label_names else id2label[i] for i in labels]
-    reader = "patch-average" if getattr(model.config, "classifier_pooling", "cls") == "mean" else "CLS"
+    reader = "patch-average" if reads_patch_average(model.config) else "CLS"
     where = "attention rollout" if layer == "rollout" else f"{reader} attention of layer {layer} (heads averaged)"
     figure = plot_attention_grid(shown, selected, predicted, true, ncols=ncols, title=f"{where}: predicted / true")
     return figure, predicted, true

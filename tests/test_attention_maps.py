@@ -1,6 +1,7 @@
 """attention_maps.py: the maps' shapes and maths (rollout above all), the CLI's figure, and the notebook."""
 
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -11,6 +12,8 @@ from PIL import Image
 import attention_maps as am
 from configuration_simple_vit import SimpleViTConfig
 from modeling_simple_vit import SimpleViTForImageClassification
+
+sys.path.insert(0, str(ROOT / "tools"))  # tools/execute_notebook.py (tools/ is not a package)
 
 
 def random_attention(batch, layers, heads, tokens, seed=0):
@@ -188,16 +191,11 @@ def execute_notebook_copy(monkeypatch, tmp_path, dataset, checkpoint=None):
     Stripping means every output checked afterwards was made by this run; running a copy leaves the committed
     file, outputs and all, exactly as it is (checked here too).
     """
-    import nbformat
-    from nbclient import NotebookClient
+    from execute_notebook import execute  # tools/execute_notebook.py: how the committed outputs are made
 
     committed = NOTEBOOK.read_bytes()
     copy = tmp_path / NOTEBOOK.name
     copy.write_bytes(committed)
-    notebook = nbformat.read(copy, as_version=4)
-    for cell in notebook.cells:
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
     # The kernel inherits this environment: the checkpoint and dataset to use, and the offline Hub.
     if checkpoint is None:
         monkeypatch.delenv("SIMPLE_VIT_CHECKPOINT", raising=False)  # the notebook's default: results/seed-config
@@ -210,11 +208,8 @@ def execute_notebook_copy(monkeypatch, tmp_path, dataset, checkpoint=None):
     # hide any user-level kernel of the same name that may point at another Python.
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter-data"))
     monkeypatch.delenv("JUPYTER_PATH", raising=False)
-    # In notebooks/ (not beside the copy): the notebook finds attention_maps.py from its folder upwards.
-    client = NotebookClient(
-        notebook, kernel_name="python3", timeout=180, resources={"metadata": {"path": str(NOTEBOOK.parent)}}
-    )
-    client.execute()  # raises CellExecutionError if any cell fails
+    # Run in notebooks/ (not beside the copy): the notebook finds attention_maps.py from its folder upwards.
+    notebook = execute(copy, timeout=180)  # raises CellExecutionError if any cell fails
     assert NOTEBOOK.read_bytes() == committed
     return notebook
 
