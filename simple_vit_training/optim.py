@@ -102,7 +102,7 @@ def make_scheduler(optimizer, args, batches_per_epoch, num_processes=1, on_devic
     in optimizer steps is scaled by that number (as transformers' example scripts do).
 
     on_device=True (with an optimizer from `make_optimizer(..., lr_device=...)`): the same schedule as a
-    `DeviceLambdaLR`, built from transformers' own lambda (its function and keyword arguments)."""
+    `DeviceLambdaLR` over the run's num_training_steps, built from transformers' own lambda."""
     steps_per_epoch = math.ceil(batches_per_epoch / args.gradient_accumulation_steps)
     if args.num_warmup_steps is not None:
         warmup_steps = args.num_warmup_steps * num_processes
@@ -111,85 +111,37 @@ def make_scheduler(optimizer, args, batches_per_epoch, num_processes=1, on_devic
     name = args.lr_scheduler
     if name == "constant" and warmup_steps > 0:
         name = "constant_with_warmup"
-    scheduler = get_scheduler(name, optimizer, num_warmup_steps=warmup_steps,
-                              num_training_steps=args.epochs * steps_per_epoch)
-    return DeviceLambdaLR(optimizer, scheduler.lr_lambdas) if on_device else scheduler
+    total_steps = args.epochs * steps_per_epoch
+    scheduler = get_scheduler(name, optimizer, num_warmup_steps=warmup_steps, num_training_steps=total_steps)
+    return DeviceLambdaLR(optimizer, scheduler.lr_lambdas, total_steps) if on_device else scheduler
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # The schedule on the device
 # ---------------------------------------------------------------------------------------------------------------
-def _warmup(step, warmup, after):
-    """transformers' linear warmup (step / max(1, warmup) before `warmup`), then `after`."""
-    return torch.where(step < warmup, step / max(1.0, warmup), after)
+def device_lr_factor(lr_lambda, num_steps, device="cpu"):
+    """Any LambdaLR lambda (transformers' or not) as a function of a step-counter tensor, with no host
+    synchronisation: the lambda's own values for steps 0..num_steps, computed once on the host (float64), looked
+    up on the device. Past num_steps the last value holds: accelerate steps a prepared schedule num_processes times
+    per optimizer step, so an uneven last batch can overshoot the total by a few steps, and a schedule that has
+    ended should stay ended (transformers' cosine would climb again there)."""
+    if num_steps < 0:
+        raise ValueError(f"num_steps must be >= 0, got {num_steps}")
+    table = torch.tensor([float(lr_lambda(step)) for step in range(num_steps + 1)], dtype=torch.float64,
+                         device=device)
 
-
-def _progress(step, kw):
-    """The fraction of the post-warmup steps done, as transformers' cosine schedules compute it."""
-    warmup, total = kw["num_warmup_steps"], kw["num_training_steps"]
-    return (step - warmup) / max(1, total - warmup)
-
-
-def _constant(step, kw):
-    return _warmup(step, kw.get("num_warmup_steps", 0), torch.ones_like(step))
-
-
-def _linear(step, kw):
-    warmup, total = kw["num_warmup_steps"], kw["num_training_steps"]
-    return _warmup(step, warmup, ((total - step) / max(1, total - warmup)).clamp_min(0.0))
-
-
-def _cosine(step, kw):
-    factor = 0.5 * (1.0 + torch.cos(math.pi * float(kw["num_cycles"]) * 2.0 * _progress(step, kw)))
-    min_rate = kw.get("min_lr_rate", 0.0)
-    return _warmup(step, kw["num_warmup_steps"], (factor * (1 - min_rate) + min_rate).clamp_min(0.0))
-
-
-def _cosine_with_restarts(step, kw):
-    progress = _progress(step, kw)
-    factor = (0.5 * (1.0 + torch.cos(math.pi * ((float(kw["num_cycles"]) * progress) % 1.0)))).clamp_min(0.0)
-    return _warmup(step, kw["num_warmup_steps"], torch.where(progress >= 1.0, torch.zeros_like(step), factor))
-
-
-def _polynomial(step, kw):
-    warmup, total = kw["num_warmup_steps"], kw["num_training_steps"]
-    lr_init, lr_end, power = float(kw["lr_init"]), kw["lr_end"], kw["power"]
-    remaining = 1 - (step - warmup) / max(1, total - warmup)  # (max: transformers divides by zero there)
-    decay = ((lr_init - lr_end) * remaining ** power + lr_end) / lr_init
-    return _warmup(step, warmup, torch.where(step > total, torch.full_like(step, lr_end / lr_init), decay))
-
-
-def _inverse_sqrt(step, kw):
-    warmup, timescale = kw["num_warmup_steps"], kw["timescale"]
-    return _warmup(step, warmup, 1.0 / torch.sqrt((step + (timescale - warmup)) / timescale))
-
-
-# transformers' lambda (by function name) -> the same formula on a float64 step tensor.
-_DEVICE_FACTORS = {
-    "_get_constant_lambda": _constant,
-    "_get_constant_schedule_with_warmup_lr_lambda": _constant,
-    "_get_linear_schedule_with_warmup_lr_lambda": _linear,
-    "_get_cosine_schedule_with_warmup_lr_lambda": _cosine,
-    "_get_cosine_with_hard_restarts_schedule_with_warmup_lr_lambda": _cosine_with_restarts,
-    "_get_polynomial_decay_schedule_with_warmup_lr_lambda": _polynomial,
-    "_get_inverse_sqrt_schedule_lr_lambda": _inverse_sqrt,
-}
-
-
-def device_lr_factor(lr_lambda):
-    """The tensor form of one of transformers' schedule lambdas (a function, or a functools.partial of one with its
-    settings): factor(step) for a float64 step tensor, with no host synchronisation. ValueError for any other."""
-    func, keywords = getattr(lr_lambda, "func", lr_lambda), dict(getattr(lr_lambda, "keywords", None) or {})
-    formula = _DEVICE_FACTORS.get(getattr(func, "__name__", None))
-    if formula is None or getattr(lr_lambda, "args", ()):
-        raise ValueError(f"no device form of the learning-rate schedule {getattr(func, '__name__', func)!r}; "
-                         f"known: transformers' {', '.join(sorted(_DEVICE_FACTORS))}")
-    return lambda step: formula(step, keywords)
+    def factor(step):
+        # index_select with a device index: a lookup a CUDA graph can capture (indexing by a 0-dim tensor
+        # would convert it to a Python int, a host sync).
+        index = step.clamp(0, num_steps).to(torch.long).reshape(1)
+        return table.index_select(0, index).reshape(())
+    return factor
 
 
 class DeviceLambdaLR(LambdaLR):
-    """LambdaLR computed on the device: `step()` adds one to a float64 step-counter tensor and writes
-    base_lr * factor(counter) into each group's learning-rate tensor, in place: device work only, which a CUDA
+    """LambdaLR computed on the device over a run of num_steps steps: `step()` adds one to a float64 step-counter
+    tensor and writes base_lr * factor(counter) (`device_lr_factor`: the lambda's values, tabled on the host) into
+    each group's learning-rate tensor, in place: device work only, which a CUDA
     graph can capture and replay (the Python-side `last_epoch` is not advanced by a replay, so it is read from the
     counter when the state is saved). Its state dict is LambdaLR's (floats; `last_epoch` the steps taken), so
     checkpoints are the ordinary path's; `load_state_dict` writes the restored position into the same counter and
@@ -197,13 +149,13 @@ class DeviceLambdaLR(LambdaLR):
 
     _DEVICE_ATTRIBUTES = ("_counter", "_factors", "_device_base_lrs")
 
-    def __init__(self, optimizer, lr_lambda):
+    def __init__(self, optimizer, lr_lambda, num_steps):
         lrs = [group["lr"] for group in optimizer.param_groups]
         if not all(isinstance(lr, torch.Tensor) for lr in lrs):
             raise ValueError("DeviceLambdaLR needs an optimizer whose learning rates are tensors "
                              "(make_optimizer(..., lr_device=...))")
         lambdas = list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else [lr_lambda] * len(lrs)
-        self._factors = [device_lr_factor(fn) for fn in lambdas]
+        self._factors = [device_lr_factor(fn, num_steps, lrs[0].device) for fn in lambdas]
         self._counter = torch.full((), -1.0, dtype=torch.float64, device=lrs[0].device)
         self._device_base_lrs = None
         super().__init__(optimizer, lambdas)  # its initial step() (ours) sets step 0's learning rate
