@@ -106,7 +106,7 @@ PRESET_RUNS = {
     "improved-40": PRESET_RUN,
     "improved-100": ROOT / "results" / "improved-40-spt-lsa-100-epochs-trivialaugment",
     "tutorial-size-100": ROOT / "results" / "seed-config",
-    "improved-20": ROOT / "results" / "improved-20",
+    "improved-20": ROOT / "results" / "improved-20-no-final-layernorm",
 }
 
 
