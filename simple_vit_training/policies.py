@@ -214,7 +214,8 @@ class _Affine:
         m, channels, height, width = images.shape
         # The grid as torchvision's `_affine_grid` builds it (pixel-centre coordinates about the image centre, the
         # matrix applied, then normalised by the half sizes), one matrix per image. Its 3-term products are summed
-        # elementwise: on the CPU that equals torchvision's one-image bmm to the bit, where a batched bmm is 10x
+        # elementwise: on some CPUs that equals torchvision's one-image bmm to the bit (on others it differs in the
+        # last bit, see tests/test_batched_policies.GRID_OPS), where a batched bmm is 10x
         # slower and einsum/mm sum in another order (a last-bit difference moves a nearest sample only at a tie).
         base = torch.empty(1, height, width, 3, device=images.device)
         base[..., 0].copy_(torch.linspace((1.0 - width) * 0.5, (width - 1.0) * 0.5, steps=width, device=images.device))

@@ -36,12 +36,27 @@ def _reference(tv_policy, image, op, bin_index, negative, num_bins):
                                                      fill=tv_policy._fill)
 
 
+# Shear, translate and rotate sample through a float grid. Its 3-term products are summed elementwise here and by a
+# one-image bmm in torchvision: equal to the bit on the CPUs this was first measured on, but on others (an AVX-512/AMX
+# Xeon, 2026-12-02) the kernels round the last bit differently, and where a shear puts a nearest sample exactly on a
+# tie between two pixels, that picks the other one (at most 30 of 2,700 values measured, all shears). A wrong matrix,
+# sign, axis or magnitude moves most of the image, so these ops may differ at no more than 2% of the values.
+GRID_OPS = {"ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate"}
+
+
+def _matches(out, reference, op_name):
+    if op_name in GRID_OPS:
+        return (out != reference).float().mean().item() <= 0.02
+    return torch.equal(out, reference)
+
+
 @pytest.mark.parametrize("grouping", ["gather", "mask"])
 @pytest.mark.parametrize("height, width", SIZES)
 @pytest.mark.parametrize("batched_cls, tv_cls", POLICIES)
 def test_every_op_magnitude_and_sign_equals_torchvision(batched_cls, tv_cls, height, width, grouping):
     """All 14 ops x every bin x both signs, each image in one shuffled batch with its own parameters: the uint8
-    result equals torchvision's exactly (the blends included, which need the fused-add emulation)."""
+    result equals torchvision's exactly (the blends included, which need the fused-add emulation), the grid
+    ops up to the last-bit rounding of their grid (`GRID_OPS`)."""
     policy, tv_policy = batched_cls(grouping=grouping), tv_cls()
     bins = policy.num_magnitude_bins
     combos = torch.cartesian_prod(torch.arange(len(OPS)), torch.arange(bins), torch.arange(2))
@@ -52,7 +67,7 @@ def test_every_op_magnitude_and_sign_equals_torchvision(batched_cls, tv_cls, hei
     assert out.shape == images.shape and out.dtype == torch.uint8
     wrong = [(OPS[o], b, bool(s)) for x, y, o, b, s in zip(images, out, op.tolist(), bin_index.tolist(),
                                                           negative.tolist())
-             if not torch.equal(y, _reference(tv_policy, x, o, b, s, bins))]
+             if not _matches(y, _reference(tv_policy, x, o, b, s, bins), OPS[o])]
     assert not wrong, f"{len(wrong)} of {len(combos)} differ from torchvision, e.g. {wrong[:5]}"
 
 
@@ -68,7 +83,7 @@ def test_affine_ops_with_other_interpolation_and_fill_equal_torchvision(interpol
     images = _images(len(combos), 17, 23, seed=2)
     out = policy.apply(images, op, bin_index, negative)
     for x, y, o, b, s in zip(images, out, op.tolist(), bin_index.tolist(), negative.tolist()):
-        assert torch.equal(y, _reference(tv_policy, x, o, b, s, 31)), (OPS[o], b, s)
+        assert _matches(y, _reference(tv_policy, x, o, b, s, 31), OPS[o]), (OPS[o], b, s)
 
 
 def _record_torchvision_draws(tv_policy, calls, image):
