@@ -254,15 +254,15 @@ def test_the_device_schedule_is_the_lambda_schedule(name, warmup):
     args = settings(lr_scheduler=name, num_warmup_steps=warmup)
     total = args.epochs * STEPS
     past_end = 3
-    ordinary, lambda_scheduler = lambda_lr_run(args, total + 1, lr_on_device=False)
+    ordinary, lambda_scheduler = lambda_lr_run(args, total + 1 + past_end, lr_on_device=False)
     on_device, device_scheduler = lambda_lr_run(args, total + 1 + past_end, lr_on_device=True)
-    assert on_device[:total + 1] == ordinary  # float32 learning rates, step by step, the run's last step included
-    assert on_device[total + 1:] == [ordinary[-1]] * past_end
+    assert on_device[:total + 1] == ordinary[:total + 1]  # float32 learning rates, step by step, the last one included
+    assert on_device[total + 1:] == [ordinary[total]] * past_end
     lr_lambda = lambda_scheduler.lr_lambdas[0]
     factor = device_lr_factor(lr_lambda, total)
     for step in range(total + 1 + past_end):
         assert factor(torch.tensor(float(step), dtype=torch.float64)).item() == lr_lambda(min(step, total))
-    saved, expected = device_scheduler.state_dict(), lambda_lr_run(args, total + 1 + past_end, False)[1].state_dict()
+    saved, expected = device_scheduler.state_dict(), lambda_scheduler.state_dict()
     assert set(saved) == set(expected)
     assert {k: saved[k] for k in ("last_epoch", "_step_count", "base_lrs")} == {
         k: expected[k] for k in ("last_epoch", "_step_count", "base_lrs")}
