@@ -116,13 +116,13 @@ def test_tutorial_size_spt_lsa_figures_match_their_runs():
             f"{run['train_loss'][-1]:.2f} against a test loss of {run['eval_loss'][-1]:.2f}.") in text
 
 
-def improved_20_runs(*names):
+def metrics_of(*names):
     return [json.loads((ROOT / "results" / name / "metrics.json").read_text()) for name in names]
 
 
 def test_improved_20_first_version_figures_match_the_two_seeds():
     # Findings, "20 epochs": the two seeds of improved-20's first version (with the final LayerNorm) against 75.5%.
-    runs = improved_20_runs("improved-20", "improved-20-seed-43")
+    runs = metrics_of("improved-20", "improved-20-seed-43")
     assert all(run["args"]["model_config"] == "configs/six-layers-mean-pooling-spt-lsa.json" for run in runs)
     a, b = ([100 * x for x in run["eval_accuracy"]] for run in runs)
     gaps = [abs(x - y) for x, y in zip(a, b)]
@@ -138,7 +138,7 @@ def test_improved_20_first_version_figures_match_the_two_seeds():
 def test_improved_20_changes_and_the_final_layernorm_figures_match_their_runs():
     # Findings, "20 epochs" and "The final LayerNorm and the improved recipes": each change to the first version,
     # seed for seed, and the goal sentence.
-    first, first_43, batch_32, no_ln, no_ln_43 = improved_20_runs(
+    first, first_43, batch_32, no_ln, no_ln_43 = metrics_of(
         "improved-20", "improved-20-seed-43", "improved-20-batch-32", "improved-20-no-final-layernorm",
         "improved-20-no-final-layernorm-seed-43")
     assert batch_32["args"]["batch_size"] == 32 and batch_32["args"]["seed"] == 42
@@ -166,6 +166,37 @@ def test_improved_20_changes_and_the_final_layernorm_figures_match_their_runs():
     met = min(acc["no_ln"][-1], acc["no_ln_43"][-1]) >= 75.5
     assert (f"75.5% within 20 epochs** is {'met' if met else 'not met'} by the `improved-20` preset" in text
             and goal in text)
+
+
+def test_final_layernorm_at_100_epochs_figures_match_the_two_tutorial_size_runs():
+    # Findings, "The final LayerNorm and the improved recipes": tutorial-size-100 with and without the final
+    # LayerNorm, seed 42, nothing else changed.
+    with_ln, without = metrics_of("seed-config", "tutorial-size-100-no-final-layernorm")
+    assert without["args"]["model_config"] == "configs/mean-pooling-spt-lsa-no-final-layernorm.json"
+    assert without["args"]["recipe"] == "tutorial-size-100" and without["args"]["seed"] == with_ln["args"]["seed"] == 42
+    assert without["num_parameters"] == with_ln["num_parameters"] - 96  # one LayerNorm of width 48 fewer
+    a, b = ([100 * x for x in run["eval_accuracy"]] for run in (without, with_ln))
+    assert len(a) == len(b) == 100
+    gain = a[-1] - b[-1]
+    led, led_last_20 = sum(x > y for x, y in zip(a, b)), sum(x > y for x, y in zip(a[-20:], b[-20:]))
+    gaps = [x - y for x, y in zip(a, b)]
+    widest = max(range(100), key=lambda i: abs(gaps[i]))
+    first_80 = next(i + 1 for i, x in enumerate(a) if x >= 80)
+    text = " ".join(LOG.split())
+    assert (f"the run without it ended at **{a[-1]:.2f}%**, {abs(gain):.2f} points "
+            f"{'above' if gain > 0 else 'below'} `results/seed-config/` ({b[-1]:.2f}%, with it), which it led at "
+            f"{led} of the 100 epochs and at {led_last_20} of the last 20; the widest gap at one epoch was "
+            f"{gaps[widest]:+.2f} points (epoch {widest + 1}). It first reached 80% at epoch {first_80}; its training "
+            f"loss on augmented images ended at {without['train_loss'][-1]:.2f} against a test loss of "
+            f"{without['eval_loss'][-1]:.2f}") in text
+    # The verdict against the seed spread: the end-of-run gap between the two seeds of improved-20's first version.
+    seeds = metrics_of("improved-20", "improved-20-seed-43")
+    spread = 100 * abs(seeds[0]["eval_accuracy"][-1] - seeds[1]["eval_accuracy"][-1])
+    assert f"between two seeds of one recipe measured here (up to {spread:.2f} points" in text
+    assert ("the final LayerNorm shows no clear effect either way" in text) == (abs(gain) <= spread)
+    assert ("without it the run ends higher at 100 epochs too" in text) == (gain > spread)
+    behind = sum(y > x for x, y in zip(a[-20:], b[-20:]))
+    assert f"(though the run with it led at {behind} of the last 20 epochs)" in text
 
 
 def test_batch_256_trivialaugment_figures_match_the_two_gpu_runs():
