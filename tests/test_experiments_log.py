@@ -14,6 +14,11 @@ ROOT = Path(__file__).resolve().parents[1]
 LOG = (ROOT / "docs" / "experiments.md").read_text()
 
 
+def metrics_of(*names):
+    """The metrics.json of each named results/ folder."""
+    return [json.loads((ROOT / "results" / name / "metrics.json").read_text()) for name in names]
+
+
 def results_table_rows():
     """(folder, line) for each row of the log's Runs table that names a results/ folder."""
     section = LOG.split("\n## Runs\n", 1)[1].split("\n## ", 1)[0]
@@ -97,11 +102,8 @@ def test_100_epoch_comparison_figures_match_the_two_trivialaugment_runs():
 def test_tutorial_size_spt_lsa_figures_match_their_runs():
     # Findings, "The tutorial's sizes with SPT and LSA": results/seed-config against improved-100's run (6 layers) and
     # the tutorial-size model with the improved recipe and TrivialAugment.
-    def load(name):
-        return json.loads((ROOT / "results" / name / "metrics.json").read_text())
-
-    run, six, plain = (load(name) for name in ("seed-config", "improved-40-spt-lsa-100-epochs-trivialaugment",
-                                               "improved-trivialaugment"))
+    run, six, plain = metrics_of("seed-config", "improved-40-spt-lsa-100-epochs-trivialaugment",
+                                 "improved-trivialaugment")
     accuracy = [100 * a for a in run["eval_accuracy"]]
     first = next(epoch for epoch, a in enumerate(accuracy, 1) if a >= 80)
     assert all(a >= 80 for a in accuracy[first - 1:])
@@ -114,10 +116,6 @@ def test_tutorial_size_spt_lsa_figures_match_their_runs():
             f"improved recipe and TrivialAugment ({100 * plain['eval_accuracy'][-1]:.2f}%). It first reached 80% at "
             f"epoch {first} and stayed at or above it from there on; its training loss on augmented images ended at "
             f"{run['train_loss'][-1]:.2f} against a test loss of {run['eval_loss'][-1]:.2f}.") in text
-
-
-def metrics_of(*names):
-    return [json.loads((ROOT / "results" / name / "metrics.json").read_text()) for name in names]
 
 
 def test_improved_20_first_version_figures_match_the_two_seeds():
@@ -202,11 +200,9 @@ def test_final_layernorm_at_100_epochs_figures_match_the_two_tutorial_size_runs(
 def test_batch_256_trivialaugment_figures_match_the_two_gpu_runs():
     # Findings, "Batch 256": the two batch-256 TrivialAugment runs of the GPU lease, against the batch-64 CPU run of
     # the same 6-layer model and the earlier batch-256 GPU run without TrivialAugment.
-    def load(name):
-        return json.loads((ROOT / "results" / name / "metrics.json").read_text())
-
-    six, seven = load("improved-bs256-6-layers-trivialaugment-gpu"), load("improved-bs256-7-layers-trivialaugment-gpu")
-    bs64, plain = load("improved-40-100-epochs-trivialaugment"), load("improved-bs256-6-layers-gpu-partial")
+    six, seven, bs64, plain = metrics_of("improved-bs256-6-layers-trivialaugment-gpu",
+                                         "improved-bs256-7-layers-trivialaugment-gpu",
+                                         "improved-40-100-epochs-trivialaugment", "improved-bs256-6-layers-gpu-partial")
     text = " ".join(LOG.split())
     for run in (six, seven):
         assert run["args"]["batch_size"] == 256 and run["args"]["augmentation"] == "trivialaugment"
