@@ -264,6 +264,53 @@ def test_partial_runs_state_their_recorded_epoch_and_accuracy(folder, reached, p
     assert stated == round(100 * metrics["eval_accuracy"][-1], 2)
 
 
+def controlled_run_rows():
+    """(folder, seed, stated accuracies in % at epochs 1-3) for each run_train.py cell of the controlled-runs table
+    that quotes the first epochs of a committed run."""
+    section = LOG.split("\n## The tutorial's loop against run_train.py (controlled runs)\n", 1)[1].split("\n## ", 1)[0]
+    cell = r"^\| (\d+) \| .* \| (\d+\.\d) / (\d+\.\d) / (\d+\.\d)% \(the first epochs of `results/([^`/]+)/`"
+    return [(match.group(5), int(match.group(1)), [float(match.group(i)) for i in (2, 3, 4)])
+            for line in section.splitlines() if (match := re.search(cell, line))]
+
+
+def test_controlled_runs_table_quotes_committed_runs():
+    assert len(controlled_run_rows()) >= 2
+
+
+@pytest.mark.parametrize("folder, seed, stated", controlled_run_rows(), ids=[row[0] for row in controlled_run_rows()])
+def test_controlled_runs_table_quotes_the_first_epochs_of_the_named_run(folder, seed, stated):
+    (run,) = metrics_of(folder)
+    assert (run["args"]["recipe"], run["args"]["seed"]) == ("tutorial", seed)
+    assert stated == [round(100 * accuracy, 1) for accuracy in run["eval_accuracy"][:3]]
+
+
+def test_tutorial_recipe_second_seed_figures_match_both_runs():
+    # Findings and "Runs stopped early": the tutorial recipe with seed 43, stopped early, against seed 42's 100-epoch
+    # run over the epochs both reached. At the recipe's constant learning rate the epochs a stopped run reached are
+    # the ones its full run has (nothing depends on the number of epochs planned), so they compare epoch for epoch.
+    first, second = metrics_of("tutorial-recipe", "tutorial-recipe-seed-43-partial")
+    assert (first["args"]["seed"], second["args"]["seed"]) == (42, 43)
+    for run in (first, second):
+        assert (run["args"]["recipe"], run["args"]["lr_scheduler"], run["args"]["warmup_epochs"]) == \
+            ("tutorial", "constant", 0)
+    reached = second["epoch"][-1]
+    a = [100 * accuracy for accuracy in first["eval_accuracy"][:reached]]
+    b = [100 * accuracy for accuracy in second["eval_accuracy"]]
+    gaps = [y - x for x, y in zip(a, b)]
+    text = " ".join(LOG.split())
+    assert f"| epoch {reached} of 100 | {b[-1]:.2f}% | {a[-1]:.2f}% (seed 42, `results/tutorial-recipe/`) |" in text
+    assert f"with seed 43 it had {b[2]:.2f}% at epoch 3 (seed 42: {a[2]:.2f}%)" in text
+    assert b[2] < 48.7 and f"{48.7 - b[2]:.2f} points below the tutorial's own code there (48.7%, seed 0" in text
+    assert (f"over epochs 21-{reached} it averaged {statistics.mean(b[20:]):.2f}% against seed 42's "
+            f"{statistics.mean(a[20:]):.2f}%") in text
+    assert f"ahead at {sum(gap > 0 for gap in gaps)} of the {reached} epochs" in text
+    assert f"up to {max(map(abs, gaps)):.2f} points apart at single epochs" in text
+    assert f"best {max(b):.2f}% (epoch {b.index(max(b)) + 1}) against {max(a):.2f}% (epoch {a.index(max(a)) + 1})" in text
+    seconds = second["epoch_seconds"]
+    assert (f"(median epoch {statistics.median(seconds):.0f} s, up to {max(seconds):.0f} s; "
+            f"{second['wall_time_seconds'] / 3600:.2f} h for the {reached} epochs)") in text
+
+
 def test_spt_lsa_figures_match_the_run_and_the_78_09_run():
     # Findings: the 100-epoch run with Shifted Patch Tokenization and Locality Self-Attention against the same
     # settings without them.

@@ -4,6 +4,7 @@ reports for the last epoch (the figure the README quotes)."""
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -139,3 +140,22 @@ def test_readme_command_repeats_the_committed_run(folder, argv):
 
 def test_readme_lists_the_run_commands():
     assert len(readme_commands()) >= 10
+
+
+def stopped_run_commands():
+    """(output folder, argv) for each `python run_train.py ...` quoted in the log's "Runs stopped early" prose."""
+    log = (ROOT / "docs" / "experiments.md").read_text()
+    section = " ".join(log.split("\n## Runs stopped early\n", 1)[1].split("\n## ", 1)[0].split())
+    commands = [shlex.split(command)[2:] for command in re.findall(r"`(python run_train\.py [^`]*)`", section)]
+    return [(argv[argv.index("--output-dir") + 1], argv) for argv in commands]
+
+
+def test_stopped_runs_quote_commands():
+    assert any(folder.endswith("-partial") for folder, _ in stopped_run_commands())
+
+
+@pytest.mark.parametrize("folder, argv", stopped_run_commands(), ids=[folder for folder, _ in stopped_run_commands()])
+def test_stopped_run_command_repeats_its_run(folder, argv):
+    # A stopped run's command, rerun, must repeat the epochs it reached: its recorded settings, seed included.
+    ran = json.loads((ROOT / folder / "metrics.json").read_text())["args"]
+    assert not settings_not_reproduced(ran, argv)
