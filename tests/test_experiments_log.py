@@ -305,7 +305,8 @@ def test_tutorial_recipe_second_seed_figures_match_both_runs():
             f"{statistics.mean(a[20:]):.2f}%") in text
     assert f"ahead at {sum(gap > 0 for gap in gaps)} of the {reached} epochs" in text
     assert f"up to {max(map(abs, gaps)):.2f} points apart at single epochs" in text
-    assert f"best {max(b):.2f}% (epoch {b.index(max(b)) + 1}) against {max(a):.2f}% (epoch {a.index(max(a)) + 1})" in text
+    assert (f"best {max(b):.2f}% (epoch {b.index(max(b)) + 1}) against "
+            f"{max(a):.2f}% (epoch {a.index(max(a)) + 1})") in text
     seconds = second["epoch_seconds"]
     assert (f"(median epoch {statistics.median(seconds):.0f} s, up to {max(seconds):.0f} s; "
             f"{second['wall_time_seconds'] / 3600:.2f} h for the {reached} epochs)") in text
