@@ -307,6 +307,9 @@ def test_tutorial_recipe_second_seed_figures_match_both_runs():
     assert f"up to {max(map(abs, gaps)):.2f} points apart at single epochs" in text
     assert (f"best {max(b):.2f}% (epoch {b.index(max(b)) + 1}) against "
             f"{max(a):.2f}% (epoch {a.index(max(a)) + 1})") in text
+    last = slice(reached - 20, reached)  # its last 20 epochs, the band the constant learning rate leaves
+    assert (f"Over epochs {reached - 19}-{reached} it ranged from {min(b[last]):.2f}% to {max(b[last]):.2f}% (seed 42: "
+            f"{min(a[last]):.2f}% to {max(a[last]):.2f}%)") in text
     seconds = second["epoch_seconds"]
     assert (f"(median epoch {statistics.median(seconds):.0f} s, up to {max(seconds):.0f} s; "
             f"{second['wall_time_seconds'] / 3600:.2f} h for the {reached} epochs)") in text

@@ -1,6 +1,9 @@
 """results/ holds evidence: every run its metrics and figures, and only the headline models their weights, each
 with exactly the project's current model code beside them (kept so by `python tools/sync_model_code.py`)."""
 
+import json
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +20,20 @@ EVIDENCE = {"metrics.json", "metrics.png", "attention.png"}
 # The models the README's headline table points to; tests/test_results.py also reads the last two.
 HEADLINE_MODELS = ["seed-config", "tutorial-recipe", "improved-trivialaugment", "improved-40-lr-4e-3", "improved-20-no-final-layernorm",
                    "improved-40-spt-lsa-100-epochs-trivialaugment"]
+
+
+def resume_commands():
+    """{run folder: argv} for each `python run_train.py ... --resume-from-checkpoint latest` the experiment log's
+    "Runs stopped early" quotes: a run a session's time limit stopped, kept with the one checkpoint it stopped at
+    (its checkpoints/ folder is committed, an exception to .gitignore's rule) so that a later session finishes it."""
+    log = (ROOT / "docs" / "experiments.md").read_text()
+    section = " ".join(log.split("\n## Runs stopped early\n", 1)[1].split("\n## ", 1)[0].split())
+    commands = [shlex.split(command)[2:] for command in re.findall(r"`(python run_train\.py [^`]*)`", section)]
+    return {ROOT / argv[argv.index("--output-dir") + 1]: argv for argv in commands
+            if "--resume-from-checkpoint" in argv and argv[argv.index("--resume-from-checkpoint") + 1] == "latest"}
+
+
+RESUMABLE = resume_commands()
 
 
 def sync(*args):
@@ -49,7 +66,52 @@ def test_every_run_keeps_its_evidence(run):
     names = {p.name for p in run.iterdir()}
     assert {"metrics.json", "metrics.png"} <= names
     if run not in MODELS:
-        assert names <= EVIDENCE, f"{run.name} has no weights but holds {sorted(names - EVIDENCE)}"
+        allowed = EVIDENCE | ({"checkpoints"} if run in RESUMABLE else set())
+        assert names <= allowed, f"{run.name} has no weights but holds {sorted(names - allowed)}"
+
+
+def test_resumable_runs_are_the_stopped_runs_the_log_resumes():
+    held = {run for run in RUNS if (run / "checkpoints").is_dir()}
+    assert held == set(RESUMABLE), "results/*/checkpoints/ only for a stopped run the log quotes a resume command for"
+    assert all(run.name.endswith("-partial") for run in RESUMABLE)
+
+
+@pytest.mark.parametrize("run", sorted(RESUMABLE), ids=[run.name for run in sorted(RESUMABLE)])
+def test_resumable_run_keeps_the_checkpoint_of_its_last_epoch(run):
+    # One complete checkpoint, at the end of the last epoch metrics.json records, whose history is that file's:
+    # resuming it continues the committed curve from the next epoch.
+    import torch
+    from safetensors.torch import load_file
+
+    sys.path.insert(0, str(ROOT))
+    from run_train import parse_args
+    from simple_vit_training.checkpoints import find_latest_checkpoint, verify_checkpoint
+    from simple_vit_training.model_config import build_model, build_model_config, load_model_config_overrides
+    from simple_vit_training.optim import make_optimizer, make_scheduler
+
+    folders = sorted((run / "checkpoints").iterdir())
+    assert len(folders) == 1, f"{run.name}: keep only the checkpoint it stopped at, not {[p.name for p in folders]}"
+    manifest = verify_checkpoint(folders[0])  # every file present, of its size and sha256
+    assert find_latest_checkpoint(run) == folders[0]  # what --resume-from-checkpoint latest picks
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert (manifest["epoch"], manifest["batches_done"]) == (metrics["epoch"][-1], 0)
+    history = torch.load(folders[0] / "custom_checkpoint_0.pkl", weights_only=True)
+    assert {**history["metrics"], **history["timings"]} == {
+        key: metrics[key] for key in [*history["metrics"], *history["timings"]]}
+    assert history["wall_time_seconds"] == metrics["wall_time_seconds"]
+    # The state fits what the quoted command builds (its model, optimizer and schedule), as accelerate loads it.
+    args = parse_args(RESUMABLE[run])
+    assert vars(args)["seed"] == metrics["args"]["seed"]
+    classes = [str(label) for label in range(10)]
+    model = build_model(build_model_config(load_model_config_overrides(args.model_config), classes))
+    model.load_state_dict(load_file(folders[0] / "model.safetensors"), strict=True)
+    optimizer = make_optimizer(model, args.lr, args.weight_decay, args.weight_decay_scope)
+    optimizer.load_state_dict(torch.load(folders[0] / "optimizer.bin", weights_only=True))
+    assert [state["step"].item() for state in optimizer.state.values()] == [manifest["global_step"]] * len(
+        list(model.parameters()))
+    scheduler = make_scheduler(optimizer, args, -(-metrics["train_samples"] // args.batch_size))
+    scheduler.load_state_dict(torch.load(folders[0] / "scheduler.bin", weights_only=True))
+    assert scheduler.last_epoch == manifest["global_step"]
 
 
 def test_headline_models_keep_their_weights():
