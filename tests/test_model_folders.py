@@ -2,8 +2,6 @@
 with exactly the project's current model code beside them (kept so by `python tools/sync_model_code.py`)."""
 
 import json
-import re
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 from sync_model_code import code_files  # noqa: E402  (tools/ is not a package)
 
+from experiment_log import stopped_run_commands  # noqa: E402
+
 RUNS = sorted(p for p in (ROOT / "results").iterdir() if p.is_dir())
 MODELS = [run for run in RUNS if (run / "model.safetensors").is_file()]
 EVIDENCE = {"metrics.json", "metrics.png", "attention.png"}
@@ -22,18 +22,11 @@ HEADLINE_MODELS = ["seed-config", "tutorial-recipe", "improved-trivialaugment", 
                    "improved-40-spt-lsa-100-epochs-trivialaugment"]
 
 
-def resume_commands():
-    """{run folder: argv} for each `python run_train.py ... --resume-from-checkpoint latest` the experiment log's
-    "Runs stopped early" quotes: a run a session's time limit stopped, kept with the one checkpoint it stopped at
-    (its checkpoints/ folder is committed, an exception to .gitignore's rule) so that a later session finishes it."""
-    log = (ROOT / "docs" / "experiments.md").read_text()
-    section = " ".join(log.split("\n## Runs stopped early\n", 1)[1].split("\n## ", 1)[0].split())
-    commands = [shlex.split(command)[2:] for command in re.findall(r"`(python run_train\.py [^`]*)`", section)]
-    return {ROOT / argv[argv.index("--output-dir") + 1]: argv for argv in commands
-            if "--resume-from-checkpoint" in argv and argv[argv.index("--resume-from-checkpoint") + 1] == "latest"}
-
-
-RESUMABLE = resume_commands()
+# A run a session's time limit stopped may keep the one checkpoint it stopped at (its checkpoints/ folder is
+# committed, an exception to .gitignore's rule) when the experiment log's "Runs stopped early" quotes the command that
+# finishes it: the run's own command plus `--resume-from-checkpoint latest`.
+RESUMABLE = {ROOT / folder: argv for folder, argv in stopped_run_commands()
+             if "--resume-from-checkpoint" in argv and argv[argv.index("--resume-from-checkpoint") + 1] == "latest"}
 
 
 def sync(*args):
@@ -99,7 +92,8 @@ def test_resumable_run_keeps_the_checkpoint_of_its_last_epoch(run):
     assert {**history["metrics"], **history["timings"]} == {
         key: metrics[key] for key in [*history["metrics"], *history["timings"]]}
     assert history["wall_time_seconds"] == metrics["wall_time_seconds"]
-    # The state fits what the quoted command builds (its model, optimizer and schedule), as accelerate loads it.
+    # The state fits what the quoted command builds: accelerate's load_state puts these files into its model,
+    # optimizer and schedule.
     args = parse_args(RESUMABLE[run])
     assert vars(args)["seed"] == metrics["args"]["seed"]
     classes = [str(label) for label in range(10)]

@@ -4,7 +4,6 @@ reports for the last epoch (the figure the README quotes)."""
 
 import json
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -12,6 +11,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
+from experiment_log import stopped_run_commands
 
 ROOT = Path(__file__).resolve().parents[1]
 CIFAR10 = ROOT.parent / "shared" / "datasets" / "cifar10"
@@ -140,14 +141,6 @@ def test_readme_command_repeats_the_committed_run(folder, argv):
 
 def test_readme_lists_the_run_commands():
     assert len(readme_commands()) >= 10
-
-
-def stopped_run_commands():
-    """(output folder, argv) for each `python run_train.py ...` quoted in the log's "Runs stopped early" prose."""
-    log = (ROOT / "docs" / "experiments.md").read_text()
-    section = " ".join(log.split("\n## Runs stopped early\n", 1)[1].split("\n## ", 1)[0].split())
-    commands = [shlex.split(command)[2:] for command in re.findall(r"`(python run_train\.py [^`]*)`", section)]
-    return [(argv[argv.index("--output-dir") + 1], argv) for argv in commands]
 
 
 def test_stopped_runs_quote_commands():
