@@ -285,34 +285,40 @@ def test_controlled_runs_table_quotes_the_first_epochs_of_the_named_run(folder, 
 
 
 def test_tutorial_recipe_second_seed_figures_match_both_runs():
-    # Findings and "Runs stopped early": the tutorial recipe with seed 43, stopped early, against seed 42's 100-epoch
-    # run over the epochs both reached. At the recipe's constant learning rate the epochs a stopped run reached are
-    # the ones its full run has (nothing depends on the number of epochs planned), so they compare epoch for epoch.
-    first, second = metrics_of("tutorial-recipe", "tutorial-recipe-seed-43-partial")
+    # Findings and "Machine and timing": the tutorial recipe with seed 43 against seed 42, both 100 epochs, and the
+    # issue's goals (within 2.5 points of the tutorial's own code at epoch 3; 74.5% at epoch 100).
+    first, second = metrics_of("tutorial-recipe", "tutorial-recipe-seed-43")
     assert (first["args"]["seed"], second["args"]["seed"]) == (42, 43)
     for run in (first, second):
         assert (run["args"]["recipe"], run["args"]["lr_scheduler"], run["args"]["warmup_epochs"]) == \
             ("tutorial", "constant", 0)
-    reached = second["epoch"][-1]
-    a = [100 * accuracy for accuracy in first["eval_accuracy"][:reached]]
-    b = [100 * accuracy for accuracy in second["eval_accuracy"]]
+        assert run["epoch"] == list(range(1, 101))
+    a, b = ([100 * accuracy for accuracy in run["eval_accuracy"]] for run in (first, second))
     gaps = [y - x for x, y in zip(a, b)]
     text = " ".join(LOG.split())
-    assert f"| epoch {reached} of 100 | {b[-1]:.2f}% | {a[-1]:.2f}% (seed 42, `results/tutorial-recipe/`) |" in text
     assert f"with seed 43 it had {b[2]:.2f}% at epoch 3 (seed 42: {a[2]:.2f}%)" in text
     assert b[2] < 48.7 and f"{48.7 - b[2]:.2f} points below the tutorial's own code there (48.7%, seed 0" in text
-    assert (f"over epochs 21-{reached} it averaged {statistics.mean(b[20:]):.2f}% against seed 42's "
+    assert (f"over epochs 21-100 it averaged {statistics.mean(b[20:]):.2f}% against seed 42's "
             f"{statistics.mean(a[20:]):.2f}%") in text
-    assert f"ahead at {sum(gap > 0 for gap in gaps)} of the {reached} epochs" in text
+    assert f"ahead at {sum(gap > 0 for gap in gaps)} of the 100 epochs" in text
     assert f"up to {max(map(abs, gaps)):.2f} points apart at single epochs" in text
     assert (f"best {max(b):.2f}% (epoch {b.index(max(b)) + 1}) against "
             f"{max(a):.2f}% (epoch {a.index(max(a)) + 1})") in text
-    last = slice(reached - 20, reached)  # its last 20 epochs, the band the constant learning rate leaves
-    assert (f"Over epochs {reached - 19}-{reached} it ranged from {min(b[last]):.2f}% to {max(b[last]):.2f}% (seed 42: "
-            f"{min(a[last]):.2f}% to {max(a[last]):.2f}%)") in text
+    last = slice(80, 100)  # the last 20 epochs, the band the constant learning rate leaves
+    assert (f"Over epochs 81-100 it ranged from {min(b[last]):.2f}% to {max(b[last]):.2f}% (seed 42: "
+            f"{min(a[last]):.2f}% to {max(a[last]):.2f}%), and it ended at **{b[-1]:.2f}%**, {b[-1] - a[-1]:.2f} "
+            f"points above seed 42's last epoch") in text
+    assert (f"is {a[-1]:.2f}% with seed 42 and {b[-1]:.2f}% with seed 43, {75.5 - a[-1]:.2f} and {75.5 - b[-1]:.2f} "
+            f"points below the tutorial's 75.5% (on PNGs), both short of the issue's 74.5%") in text
+    assert max(a[-1], b[-1]) < 74.5 and max(b) < 74.5  # "seed 43 reached 74.5% at no epoch"
+    # The run was stopped at epoch 80 and resumed in another session: its epoch times in two parts.
+    assert second["args"]["resume_from_checkpoint"] == "latest"
     seconds = second["epoch_seconds"]
-    assert (f"(median epoch {statistics.median(seconds):.0f} s, up to {max(seconds):.0f} s; "
-            f"{second['wall_time_seconds'] / 3600:.2f} h for the {reached} epochs)") in text
+    parts = [f"median {statistics.median(part):.0f} s, up to {max(part):.0f} s; {sum(part) / 3600:.2f} h"
+             for part in (seconds[:80], seconds[80:])]
+    assert (f"epochs 1-80 alone but for a few short test runs ({parts[0]}), epochs 81-100 alone in the next session "
+            f"({parts[1]})") in text
+    assert f"| {sum(seconds) / 3600:.2f} h | CPU, see below | `results/tutorial-recipe-seed-43/` |" in text
 
 
 def test_spt_lsa_figures_match_the_run_and_the_78_09_run():
