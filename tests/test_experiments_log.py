@@ -321,6 +321,34 @@ def test_tutorial_recipe_second_seed_figures_match_both_runs():
     assert f"| {sum(seconds) / 3600:.2f} h | CPU, see below | `results/tutorial-recipe-seed-43/` |" in text
 
 
+def test_tutorial_size_100_second_seed_figures_match_both_runs():
+    # Findings: results/seed-config's command again with seed 43, and where the run without the final LayerNorm
+    # (seed 42) falls against the two seeds with it; "Machine and timing": the run's epoch times.
+    first, second, without = metrics_of("seed-config", "tutorial-size-100-seed-43", "tutorial-size-100-no-final-layernorm")
+    assert (first["args"]["seed"], second["args"]["seed"], without["args"]["seed"]) == (42, 43, 42)
+    assert second["args"]["recipe"] == "tutorial-size-100" and second["epoch"] == list(range(1, 101))
+    a, b, before, after, final = seed_spread("seed-config", "tutorial-size-100-seed-43")
+    accuracy = [100 * x for x in second["eval_accuracy"]]
+    first_80 = next(epoch for epoch, x in enumerate(accuracy, 1) if x >= 80)
+    below_again = sum(x < 80 for x in accuracy[first_80 - 1:])
+    text = " ".join(LOG.split())
+    assert (f"With `--seed 43` (`results/tutorial-size-100-seed-43/`) the same command ended at **{b:.2f}%**, "
+            f"{final:.2f} points {'above' if b > a else 'below'} seed 42, after gaps of up to {before:.2f} points at "
+            f"single epochs before epoch 20 and {after:.2f} after; it first reached 80% at epoch {first_80}"
+            + (" and stayed at or above it from there on." if not below_again else
+               f" and was below it at {below_again} of the later epochs.")) in text
+    low, high, alone = min(a, b), max(a, b), 100 * without["eval_accuracy"][-1]
+    where = ("inside" if low <= alone <= high else f"{low - alone:.2f} points below" if alone < low else
+             f"{alone - high:.2f} points above")
+    assert (f"the run with it ended at {b:.2f}%: its two seeds span {low:.2f}-{high:.2f}%, and the run without it "
+            f"({alone:.2f}%, seed 42) lies {where} that range") in text
+    if where != "inside":
+        assert min(abs(alone - low), abs(alone - high)) < high - low
+        assert "closer to the seed-43 run than the two seeds with it are to each other." in text
+    seconds = second["epoch_seconds"]
+    assert f"(median {statistics.median(seconds):.0f} s, up to {max(seconds):.0f} s)." in text
+
+
 def test_spt_lsa_figures_match_the_run_and_the_78_09_run():
     # Findings: the 100-epoch run with Shifted Patch Tokenization and Locality Self-Attention against the same
     # settings without them.

@@ -94,15 +94,19 @@ def test_opening_figures_are_the_headline_runs():
     assert re.search(r"^\| tutorial \(hidden 48.*\| \*\*(\d\.\d\dx)\*\* \(", section("Performance"), re.M).group(1) == speedup
 
 
-def test_tutorial_row_note_states_both_seeds():
+def test_results_note_states_the_second_seeds():
     # The default recipe's constant learning rate leaves a band, not a point: the note under the headline table gives
-    # the last 20 epochs' range and the second seed's figure, from their runs.
+    # the last 20 epochs' range, and each headline row's second seed, from their runs.
     last = [100 * a for a in metrics("results/tutorial-recipe")["eval_accuracy"][-20:]]
-    seed_43 = metrics("results/tutorial-recipe-seed-43")
-    assert seed_43["args"]["seed"] == 43 and seed_43["epoch"][-1] == 100
+    seeds = {name: metrics(f"results/{name}") for name in
+             ("tutorial-recipe-seed-43", "tutorial-size-100-seed-43", "improved-20-no-final-layernorm-seed-43")}
+    assert all(run["args"]["seed"] == 43 and run["epoch"][-1] == run["args"]["epochs"] for run in seeds.values())
+    final = {name: f"{100 * run['eval_accuracy'][-1]:.2f}%" for name, run in seeds.items()}
     text = " ".join(section("Results").split())
     assert (f"its last 20 epochs range over {min(last):.2f}-{max(last):.2f}%; with `--seed 43` it ended at "
-            f"{100 * seed_43['eval_accuracy'][-1]:.2f}%") in text
+            f"{final['tutorial-recipe-seed-43']}") in text
+    assert (f"With `--seed 43`, tutorial-size-100 ended at {final['tutorial-size-100-seed-43']} and improved-20 at "
+            f"{final['improved-20-no-final-layernorm-seed-43']}.") in text
 
 
 def test_quick_start_timings_are_the_tutorial_runs():
