@@ -191,6 +191,12 @@ def test_final_layernorm_at_100_epochs_figures_match_the_two_tutorial_size_runs(
     seeds = metrics_of("improved-20", "improved-20-seed-43")
     spread = 100 * abs(seeds[0]["eval_accuracy"][-1] - seeds[1]["eval_accuracy"][-1])
     assert f"between two seeds of one recipe measured here (up to {spread:.2f} points" in text
+    pairs = [("improved-6-layers-mean-bs64-lr3e-3-40-epochs", "improved-40-seed-43"),
+             ("improved-40-lr-4e-3", "improved-40-lr-4e-3-seed-43"),
+             ("improved-40-lr-5e-3", "improved-40-lr-5e-3-seed-43"),
+             ("improved-20-no-final-layernorm", "improved-20-no-final-layernorm-seed-43"),
+             ("tutorial-recipe", "tutorial-recipe-seed-43"), ("seed-config", "tutorial-size-100-seed-43")]
+    assert all(spread >= seed_spread(*pair)[-1] for pair in pairs)  # "up to": no other pair ended further apart
     assert ("the final LayerNorm shows no clear effect either way" in text) == (abs(gain) <= spread)
     assert ("without it the run ends higher at 100 epochs too" in text) == (gain > spread)
     behind = sum(y > x for x, y in zip(a[-20:], b[-20:]))
@@ -324,7 +330,8 @@ def test_tutorial_recipe_second_seed_figures_match_both_runs():
 def test_tutorial_size_100_second_seed_figures_match_both_runs():
     # Findings: results/seed-config's command again with seed 43, and where the run without the final LayerNorm
     # (seed 42) falls against the two seeds with it; "Machine and timing": the run's epoch times.
-    first, second, without = metrics_of("seed-config", "tutorial-size-100-seed-43", "tutorial-size-100-no-final-layernorm")
+    first, second, without = metrics_of("seed-config", "tutorial-size-100-seed-43",
+                                        "tutorial-size-100-no-final-layernorm")
     assert (first["args"]["seed"], second["args"]["seed"], without["args"]["seed"]) == (42, 43, 42)
     assert second["args"]["recipe"] == "tutorial-size-100" and second["epoch"] == list(range(1, 101))
     a, b, before, after, final = seed_spread("seed-config", "tutorial-size-100-seed-43")

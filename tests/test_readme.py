@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 # The one definition of "this command repeats that run", shared with the log's command checks.
-from test_results import settings_not_reproduced
+from test_results import NOT_RECIPE, settings_not_reproduced
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -98,15 +98,27 @@ def test_results_note_states_the_second_seeds():
     # The default recipe's constant learning rate leaves a band, not a point: the note under the headline table gives
     # the last 20 epochs' range, and each headline row's second seed, from their runs.
     last = [100 * a for a in metrics("results/tutorial-recipe")["eval_accuracy"][-20:]]
-    seeds = {name: metrics(f"results/{name}") for name in
-             ("tutorial-recipe-seed-43", "tutorial-size-100-seed-43", "improved-20-no-final-layernorm-seed-43")}
+    # Each headline folder's seed-43 run: the same command with `--seed 43` (test_results checks the log's commands).
+    second = {"results/tutorial-recipe": "tutorial-recipe-seed-43",
+              "results/improved-40-lr-4e-3": "improved-40-lr-4e-3-seed-43",
+              "results/seed-config": "tutorial-size-100-seed-43",
+              "results/improved-20-no-final-layernorm": "improved-20-no-final-layernorm-seed-43"}
+    rows = {row_folder(row) for row in headline_rows()}
+    assert set(second) <= rows
+    seeds = {name: metrics(f"results/{name}") for name in second.values()}
     assert all(run["args"]["seed"] == 43 and run["epoch"][-1] == run["args"]["epochs"] for run in seeds.values())
     final = {name: f"{100 * run['eval_accuracy'][-1]:.2f}%" for name, run in seeds.items()}
     text = " ".join(section("Results").split())
     assert (f"its last 20 epochs range over {min(last):.2f}-{max(last):.2f}%; with `--seed 43` it ended at "
             f"{final['tutorial-recipe-seed-43']}") in text
-    assert (f"With `--seed 43`, tutorial-size-100 ended at {final['tutorial-size-100-seed-43']} and improved-20 at "
-            f"{final['improved-20-no-final-layernorm-seed-43']}.") in text
+    assert (f"With `--seed 43`, improved-40 ended at {final['improved-40-lr-4e-3-seed-43']}, tutorial-size-100 at "
+            f"{final['tutorial-size-100-seed-43']} and improved-20 at "
+            f"{final['improved-20-no-final-layernorm-seed-43']}; the other two rows have one seed so far.") in text
+    assert len(rows - set(second)) == 2
+    for folder, name in second.items():  # the same settings but the seed
+        ran, again = metrics(folder)["args"], seeds[name]["args"]
+        shared = (set(ran) & set(again)) - NOT_RECIPE - {"seed"}
+        assert {key: ran[key] for key in shared} == {key: again[key] for key in shared}, name
 
 
 def test_quick_start_timings_are_the_tutorial_runs():
