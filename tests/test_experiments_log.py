@@ -399,3 +399,59 @@ def test_first_tutorial_run_figures_match_its_kept_metrics():
     without = SimpleViTForImageClassification(SimpleViTConfig(**overrides)).num_parameters()
     assert run["num_parameters"] == with_norm and with_norm - without == 2 * SimpleViTConfig().hidden_size
     assert f"{without:,} parameters, {with_norm - without} fewer" in text
+
+
+# The tutorial's own code trained for 100 epochs by benchmarks/tutorial_reference.py (seed 0): finished, or stopped
+# by a session's time limit and kept, with its checkpoint, as a -partial run that the same command finishes.
+TUTORIAL_CODE = [name for name in ("tutorial-code-seed-0", "tutorial-code-seed-0-partial")
+                 if (ROOT / "results" / name).is_dir()]
+
+
+def test_tutorial_code_run_is_committed_once():
+    assert len(TUTORIAL_CODE) == 1, TUTORIAL_CODE
+
+
+def test_tutorial_code_figures_match_the_tutorial_recipe_runs():
+    # "The tutorial's own code over 100 epochs": its curve against the two 100-epoch runs of --recipe tutorial, over
+    # the epochs it has run, in a table the log quotes cell by cell, and the goals read off it.
+    (name,) = TUTORIAL_CODE
+    code, seed_42, seed_43 = metrics_of(name, "tutorial-recipe", "tutorial-recipe-seed-43")
+    n = code["epoch"][-1]
+    assert code["epoch"] == list(range(1, n + 1)) and code["args"]["epochs"] == 100
+    assert (n == 100) == (name == "tutorial-code-seed-0")  # a run that has not finished is a -partial one
+    assert code["args"]["seed"] == 0 and code["num_parameters"] == seed_42["num_parameters"]  # the same architecture
+    assert (code["args"]["max_train_samples"], code["args"]["max_eval_samples"]) == (None, None)
+    assert (code["train_samples"], code["eval_samples"]) == (50_000, 10_000)
+    curves = [[100 * x for x in run["eval_accuracy"][:n]] for run in (code, seed_42, seed_43)]
+    band = slice(n - 20, n)  # the last 20 epochs reached: the band a constant learning rate leaves
+
+    def row(label, cell):
+        return f"| {label} | " + " | ".join(cell(curve) for curve in curves) + " |"
+
+    rows = [row("epoch 3", lambda c: f"{c[2]:.2f}%"),
+            row(f"epoch {n}", lambda c: f"**{c[-1]:.2f}%**"),
+            row(f"best of epochs 1-{n} (epoch)", lambda c: f"{max(c):.2f}% ({c.index(max(c)) + 1})"),
+            row(f"epochs {n - 19}-{n}: range", lambda c: f"{min(c[band]):.2f}-{max(c[band]):.2f}%"),
+            row(f"epochs {n - 19}-{n}: mean", lambda c: f"{statistics.mean(c[band]):.2f}%"),
+            row(f"epochs 21-{n}: mean", lambda c: f"{statistics.mean(c[20:]):.2f}%"),
+            row(f"epochs at or above 74.5%, of {n}", lambda c: str(sum(x >= 74.5 for x in c)))]
+    lines = LOG.splitlines()
+    assert all(line in lines for line in rows), [line for line in rows if line not in lines]
+    text = " ".join(LOG.split())
+    # The first epoch is the shared harness's (../shared/tools/tutorial_on_local_copy.py 100 0) on this box.
+    assert (f"its first epoch equals that harness's on this box to the last digit: test accuracy "
+            f"{100 * code['eval_accuracy'][0]:.2f}%, train loss {code['train_loss'][0]!r}") in text
+    assert f"within 2.5 points of the tutorial's own code at epoch 3 ({curves[0][2]:.2f}% here" in text
+    assert all(abs(curve[2] - curves[0][2]) <= 2.5 for curve in curves[1:])
+    means = [statistics.mean(curve[20:]) for curve in curves]
+    low, high = min(means[1:]), max(means[1:])
+    where = ("inside the range of" if low <= means[0] <= high else
+             f"{low - means[0]:.2f} points below" if means[0] < low else f"{means[0] - high:.2f} points above")
+    assert (f"over epochs 21-{n} the tutorial's code averages {means[0]:.2f}%, {where} the two `run_train.py` seeds "
+            f"({means[1]:.2f}% and {means[2]:.2f}%)") in text
+    if n < 100:  # "Runs stopped early" compares the epoch it reached with the recipe's two runs there
+        assert (f"| epoch {n} of 100 | {curves[0][-1]:.2f}% | {curves[1][-1]:.2f}% and {curves[2][-1]:.2f}% "
+                f"(`--recipe tutorial`, seeds 42 and 43) | `results/{name}/` |") in LOG
+    seconds = code["epoch_seconds"]
+    assert (f"median epoch {statistics.median(seconds):.0f} s, up to {max(seconds):.0f} s; "
+            f"{sum(seconds) / 3600:.2f} h for {n} epochs") in text

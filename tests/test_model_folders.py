@@ -27,6 +27,10 @@ HEADLINE_MODELS = ["seed-config", "tutorial-recipe", "improved-trivialaugment", 
 # finishes it: the run's own command plus `--resume-from-checkpoint latest`.
 RESUMABLE = {ROOT / folder: argv for folder, argv in stopped_run_commands()
              if "--resume-from-checkpoint" in argv and argv[argv.index("--resume-from-checkpoint") + 1] == "latest"}
+# The tutorial's own code (benchmarks/tutorial_reference.py) resumes from its checkpoint whenever one is there: its
+# quoted command, as it is, finishes the run.
+REFERENCE_RESUMABLE = dict((ROOT / folder, argv) for folder, argv in stopped_run_commands(
+    "benchmarks/tutorial_reference.py"))
 
 
 def sync(*args):
@@ -59,14 +63,15 @@ def test_every_run_keeps_its_evidence(run):
     names = {p.name for p in run.iterdir()}
     assert {"metrics.json", "metrics.png"} <= names
     if run not in MODELS:
-        allowed = EVIDENCE | ({"checkpoints"} if run in RESUMABLE else set())
+        allowed = EVIDENCE | ({"checkpoints"} if run in RESUMABLE or run in REFERENCE_RESUMABLE else set())
         assert names <= allowed, f"{run.name} has no weights but holds {sorted(names - allowed)}"
 
 
 def test_resumable_runs_are_the_stopped_runs_the_log_resumes():
     held = {run for run in RUNS if (run / "checkpoints").is_dir()}
-    assert held == set(RESUMABLE), "results/*/checkpoints/ only for a stopped run the log quotes a resume command for"
-    assert all(run.name.endswith("-partial") for run in RESUMABLE)
+    assert held == set(RESUMABLE) | set(REFERENCE_RESUMABLE), \
+        "results/*/checkpoints/ only for a stopped run the log quotes a resume command for"
+    assert all(run.name.endswith("-partial") for run in [*RESUMABLE, *REFERENCE_RESUMABLE])
 
 
 @pytest.mark.parametrize("run", sorted(RESUMABLE), ids=[run.name for run in sorted(RESUMABLE)])
@@ -106,6 +111,38 @@ def test_resumable_run_keeps_the_checkpoint_of_its_last_epoch(run):
     scheduler = make_scheduler(optimizer, args, -(-metrics["train_samples"] // args.batch_size))
     scheduler.load_state_dict(torch.load(folders[0] / "scheduler.bin", weights_only=True))
     assert scheduler.last_epoch == manifest["global_step"]
+
+
+@pytest.mark.parametrize("run", sorted(REFERENCE_RESUMABLE), ids=[run.name for run in sorted(REFERENCE_RESUMABLE)])
+def test_stopped_tutorial_code_run_keeps_the_checkpoint_of_its_last_epoch(run):
+    # benchmarks/tutorial_reference.py's one checkpoint file, at the end of the last epoch metrics.json records,
+    # for the run the quoted command describes; its weights and AdamW state load into the tutorial's model.
+    import torch
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from tutorial_reference import tutorial_model_and_optimizer
+
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["state.pt"]
+    state = torch.load(run / "checkpoints" / "state.pt", weights_only=False)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert state["history"]["metrics"] == {key: metrics[key] for key in state["history"]["metrics"]}
+    assert state["history"]["timings"] == {key: metrics[key] for key in state["history"]["timings"]}
+    assert state["history"]["metrics"]["epoch"][-1] < metrics["args"]["epochs"]  # stopped before its end
+    assert state["run"] == {key: metrics["args"][key] for key in ("epochs", "seed", "dataset_name",
+                                                                  "max_train_samples", "max_eval_samples")}
+    # The quoted command is that run's: the same settings, this folder.
+    argv = REFERENCE_RESUMABLE[run]
+    quoted = {key: argv[argv.index(f"--{key.replace('_', '-')}") + 1] for key in ("epochs", "seed", "output_dir")}
+    assert quoted == {"epochs": str(state["run"]["epochs"]), "seed": str(state["run"]["seed"]),
+                      "output_dir": str(run.relative_to(ROOT))}
+    assert not {"--dataset-name", "--max-train-samples", "--max-eval-samples"} & set(argv)  # the defaults
+    tutorial_dir = ROOT / metrics["args"]["tutorial_dir"]
+    if (tutorial_dir / "vit.py").is_file():  # ../shared is there: load the state into what the command builds
+        model, optimizer = tutorial_model_and_optimizer(str(tutorial_dir))
+        model.load_state_dict(state["model"], strict=True)
+        optimizer.load_state_dict(state["optimizer"])
+        steps = metrics["epoch"][-1] * -(-metrics["train_samples"] // 256)  # batch 256, the last one partial
+        assert {s["step"].item() for s in optimizer.state.values()} == {steps}
 
 
 def test_headline_models_keep_their_weights():
