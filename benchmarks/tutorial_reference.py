@@ -7,16 +7,20 @@ It runs what `../shared/tools/tutorial_on_local_copy.py EPOCHS SEED` runs (the t
 order of random draws, so the same seed gives the same epochs), and adds what a run of hours needs on a 2-core box:
 after every epoch it saves a checkpoint (weights, AdamW state, the random state the next epoch draws from) and
 rewrites `metrics.json` and `metrics.png` in `run_train.py`'s format, each written whole or not at all; started again
-with the same arguments it continues from the last saved epoch as if it had never stopped (the same numbers).
-The checkpoint goes to OUTPUT_DIR/checkpoints/, which git ignores under results/.
+with the same arguments it continues from the last saved epoch as if it had never stopped (the same numbers on the
+same kind of CPU and thread count: floating-point order differs between CPUs). `--stop-after-epoch N` ends this
+invocation cleanly once epoch N is saved, to fit a session's time. The checkpoint goes to OUTPUT_DIR/checkpoints/,
+which git ignores under results/.
 
 Why the tutorial's loop and not `run_train.py`: this is the original to compare `--recipe tutorial` against on the
 same data (docs/experiments.md, "The tutorial's loop against run_train.py").
 """
 
-import argparse
+import glob
+import importlib.util
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -26,22 +30,31 @@ ROOT = os.path.dirname(HERE)
 SHARED = os.path.join(ROOT, "..", "shared")
 sys.path.insert(0, ROOT)
 
+from cli import CLIError, OneLineArgumentParser, run_cli  # noqa: E402  (the project root, put on the path above)
+
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineArgumentParser(prog="tutorial_reference.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output-dir", required=True, help="metrics.json, metrics.png and checkpoints/ go here")
-    parser.add_argument("--dataset-name", default=os.path.join(SHARED, "datasets", "cifar10"))
-    parser.add_argument("--tutorial-dir", default=os.environ.get("TUTORIAL_DIR",
-                                                                 os.path.join(SHARED, "reference", "tutorial")))
+    parser.add_argument("--dataset-name", default=os.path.join(SHARED, "datasets", "cifar10"),
+                        help="a local copy of uoft-cs/cifar10 (img, label)")
+    # The tutorial's own code only: the harness's TUTORIAL_DIR also points at SimpleViT (benchmarks/tutorial_loop).
+    parser.add_argument("--tutorial-dir", default=os.path.join(SHARED, "reference", "tutorial"))
     parser.add_argument("--max-train-samples", type=int, default=None, help="first N training images (checks only)")
     parser.add_argument("--max-eval-samples", type=int, default=None, help="first N test images (checks only)")
+    parser.add_argument("--stop-after-epoch", type=int, default=None,
+                        help="end this invocation once epoch N is saved; the same command continues the run")
     args = parser.parse_args(argv)
-    if args.epochs < 1:
-        parser.error(f"--epochs must be at least 1, got {args.epochs}")
+    for name in ("epochs", "max_train_samples", "max_eval_samples", "stop_after_epoch"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     if not os.path.isfile(os.path.join(args.tutorial_dir, "vit.py")):
         parser.error(f"no vit.py in --tutorial-dir {args.tutorial_dir} (the tutorial's code lives in ../shared)")
+    if not os.path.isdir(args.dataset_name):
+        parser.error(f"--dataset-name {args.dataset_name} is not a folder (a local copy of uoft-cs/cifar10)")
     return args
 
 
@@ -53,13 +66,14 @@ TUTORIAL_CONFIG = {"patch_size": 4, "hidden_size": 48, "num_hidden_layers": 4, "
 
 
 def tutorial_model_and_optimizer(tutorial_dir):
-    """The tutorial's own ViTForClassfication (its spelling) and its AdamW, as its training script builds them."""
+    """The tutorial's own ViTForClassfication (its spelling) and its AdamW, as its training script builds them.
+    vit.py is loaded by its path, not as a `vit` module on sys.path, where benchmarks/tutorial_loop has another."""
     import torch
 
-    sys.path.insert(0, tutorial_dir)
-    from vit import ViTForClassfication
-
-    model = ViTForClassfication(TUTORIAL_CONFIG)
+    spec = importlib.util.spec_from_file_location("tutorial_vit", os.path.join(tutorial_dir, "vit.py"))
+    vit = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(vit)
+    model = vit.ViTForClassfication(TUTORIAL_CONFIG)
     return model, torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=1e-2)
 
 
@@ -75,7 +89,7 @@ def main(argv=None):
 
     # 1. Seed first: the model's initialisation, the batch order and the workers' augmentation all draw from it.
     torch.manual_seed(args.seed)
-    torch.set_flush_denormal(True)  # AdamW's state turns denormal on a CPU and slows the run ~3x; results unchanged
+    torch.set_flush_denormal(True)  # as the harness does: AdamW's state turns denormal on a CPU and slows it ~3x
 
     # 2. The tutorial's pipeline: per-image torchvision transforms in 2 DataLoader workers, batch 256.
     normalize = transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
@@ -109,30 +123,47 @@ def main(argv=None):
     loss_fn = nn.CrossEntropyLoss()
 
     # 4. Resume: the checkpoint holds the history so far, and the random state the next epoch starts from.
-    checkpoint_path = os.path.join(args.output_dir, "checkpoints", "state.pt")
-    os.makedirs(os.path.dirname(checkpoint_path), exist_ok=True)
+    output_dir = Path(args.output_dir)
+    checkpoint_path = output_dir / "checkpoints" / "state.pt"
     # Paths as seen from the project root, so that a clone elsewhere (beside its own ../shared) resumes the same run.
     args.dataset_name, args.tutorial_dir = (os.path.relpath(os.path.abspath(path), ROOT)
                                             for path in (args.dataset_name, args.tutorial_dir))
     run = {"epochs": args.epochs, "seed": args.seed, "dataset_name": args.dataset_name,
-           "max_train_samples": args.max_train_samples, "max_eval_samples": args.max_eval_samples}
+           "max_train_samples": args.max_train_samples, "max_eval_samples": args.max_eval_samples,
+           "tutorial_dir": args.tutorial_dir}
     history = TrainingHistory()
-    if os.path.exists(checkpoint_path):
+    if checkpoint_path.exists():
         state = torch.load(checkpoint_path, weights_only=False)
         if state["run"] != run:
-            sys.exit(f"error: {checkpoint_path} belongs to another run ({state['run']}), not {run}")
+            raise CLIError(f"{checkpoint_path} belongs to another run ({state['run']}), not {run}")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
         history.load_state_dict(state["history"])
         print(f"resumed after epoch {history.epochs_done} from {checkpoint_path}", file=sys.stderr)
+    elif (output_dir / "metrics.json").exists():  # a finished run keeps its metrics, not its checkpoint
+        raise CLIError(f"{output_dir} holds a metrics.json but no checkpoint to continue from; "
+                       "choose another --output-dir")
+    checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in glob.glob(str(output_dir / ".*.tmp")) + glob.glob(str(checkpoint_path.parent / ".*.tmp")):
+        os.remove(stale)  # a temporary file a SIGKILL left: never the real, whole file
     facts = {"num_parameters": sum(p.numel() for p in model.parameters()), "train_samples": len(train),
              "eval_samples": len(test), "eval_split": "test", "dataset_name": args.dataset_name,
-             "cpu_threads": torch.get_num_threads(), "device": "cpu", "code": "the tutorial's vit.py, loop and pipeline",
-             "args": vars(args)}
+             "cpu_threads": torch.get_num_threads(), "device": "cpu",
+             "code": "the tutorial's vit.py, loop and pipeline", "args": vars(args)}
+
+    def save_metrics():
+        write_metrics(output_dir / "metrics.json", history, **facts)
+        plot_metrics(history.metrics, output_dir / "metrics.png")
+
+    if history.epochs_done:  # a crash between the checkpoint and the metrics is mended here
+        save_metrics()
+    # SIGTERM (a session's or scheduler's end) as an exception: a write in progress cleans up its temporary file.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
 
     # 5. The tutorial's loop: train an epoch, evaluate on the test split, record the epoch.
-    for epoch in range(history.epochs_done, args.epochs):
+    last = min(args.epochs, args.stop_after_epoch or args.epochs)
+    for epoch in range(history.epochs_done, last):
         began = time.perf_counter()
         model.train()
         train_loss = 0.0
@@ -156,10 +187,12 @@ def main(argv=None):
         state = {"run": run, "history": history.state_dict(), "model": model.state_dict(),
                  "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state()}
         write_atomically(checkpoint_path, lambda tmp: torch.save(state, tmp))
-        write_metrics(Path(args.output_dir) / "metrics.json", history, **facts)
-        plot_metrics(history.metrics, Path(args.output_dir) / "metrics.png")
+        save_metrics()
         print(json.dumps({key: values[-1] for key, values in history.metrics.items()}), flush=True)
+    if history.epochs_done < args.epochs:
+        print(f"stopped after epoch {history.epochs_done} of {args.epochs}; the same command without "
+              "--stop-after-epoch continues", file=sys.stderr)
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, "tutorial_reference.py")

@@ -441,7 +441,9 @@ def test_tutorial_code_figures_match_the_tutorial_recipe_runs():
     # The first epoch is the shared harness's (../shared/tools/tutorial_on_local_copy.py 100 0) on this box.
     assert (f"its first epoch equals that harness's on this box to the last digit: test accuracy "
             f"{100 * code['eval_accuracy'][0]:.2f}%, train loss {code['train_loss'][0]!r}") in text
+    assert " / ".join(f"{x:.1f}" for x in curves[0][:3]) + "% here: another CPU" in text  # epochs 1-3
     assert f"within 2.5 points of the tutorial's own code at epoch 3 ({curves[0][2]:.2f}% here" in text
+    assert f"(its epoch 3 on that run's box: {curves[0][2]:.2f}%)" in text  # the goal-3 bullet of Findings
     assert all(abs(curve[2] - curves[0][2]) <= 2.5 for curve in curves[1:])
     means = [statistics.mean(curve[20:]) for curve in curves]
     low, high = min(means[1:]), max(means[1:])
@@ -449,9 +451,11 @@ def test_tutorial_code_figures_match_the_tutorial_recipe_runs():
              f"{low - means[0]:.2f} points below" if means[0] < low else f"{means[0] - high:.2f} points above")
     assert (f"over epochs 21-{n} the tutorial's code averages {means[0]:.2f}%, {where} the two `run_train.py` seeds "
             f"({means[1]:.2f}% and {means[2]:.2f}%)") in text
+    seconds = code["epoch_seconds"]
     if n < 100:  # "Runs stopped early" compares the epoch it reached with the recipe's two runs there
+        assert (f"a session's time limit left it at epoch {n}. " in text and f"epoch-{n} checkpoint" in text
+                and f"a median {statistics.median(seconds):.0f} s an epoch on this box" in text)
         assert (f"| epoch {n} of 100 | {curves[0][-1]:.2f}% | {curves[1][-1]:.2f}% and {curves[2][-1]:.2f}% "
                 f"(`--recipe tutorial`, seeds 42 and 43) | `results/{name}/` |") in LOG
-    seconds = code["epoch_seconds"]
     assert (f"median epoch {statistics.median(seconds):.0f} s, up to {max(seconds):.0f} s; "
             f"{sum(seconds) / 3600:.2f} h for {n} epochs") in text

@@ -1,6 +1,7 @@
 """results/ holds evidence: every run its metrics and figures, and only the headline models their weights, each
 with exactly the project's current model code beside them (kept so by `python tools/sync_model_code.py`)."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -119,8 +120,9 @@ def test_stopped_tutorial_code_run_keeps_the_checkpoint_of_its_last_epoch(run):
     # for the run the quoted command describes; its weights and AdamW state load into the tutorial's model.
     import torch
 
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from tutorial_reference import tutorial_model_and_optimizer
+    spec = importlib.util.spec_from_file_location("tutorial_reference", ROOT / "benchmarks" / "tutorial_reference.py")
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
 
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["state.pt"]
     state = torch.load(run / "checkpoints" / "state.pt", weights_only=False)
@@ -129,16 +131,17 @@ def test_stopped_tutorial_code_run_keeps_the_checkpoint_of_its_last_epoch(run):
     assert state["history"]["timings"] == {key: metrics[key] for key in state["history"]["timings"]}
     assert state["history"]["metrics"]["epoch"][-1] < metrics["args"]["epochs"]  # stopped before its end
     assert state["run"] == {key: metrics["args"][key] for key in ("epochs", "seed", "dataset_name",
-                                                                  "max_train_samples", "max_eval_samples")}
+                                                                  "max_train_samples", "max_eval_samples",
+                                                                  "tutorial_dir")}
     # The quoted command is that run's: the same settings, this folder.
     argv = REFERENCE_RESUMABLE[run]
     quoted = {key: argv[argv.index(f"--{key.replace('_', '-')}") + 1] for key in ("epochs", "seed", "output_dir")}
     assert quoted == {"epochs": str(state["run"]["epochs"]), "seed": str(state["run"]["seed"]),
                       "output_dir": str(run.relative_to(ROOT))}
-    assert not {"--dataset-name", "--max-train-samples", "--max-eval-samples"} & set(argv)  # the defaults
+    assert not {"--dataset-name", "--tutorial-dir", "--max-train-samples", "--max-eval-samples"} & set(argv)
     tutorial_dir = ROOT / metrics["args"]["tutorial_dir"]
     if (tutorial_dir / "vit.py").is_file():  # ../shared is there: load the state into what the command builds
-        model, optimizer = tutorial_model_and_optimizer(str(tutorial_dir))
+        model, optimizer = runner.tutorial_model_and_optimizer(str(tutorial_dir))
         model.load_state_dict(state["model"], strict=True)
         optimizer.load_state_dict(state["optimizer"])
         steps = metrics["epoch"][-1] * -(-metrics["train_samples"] // 256)  # batch 256, the last one partial
