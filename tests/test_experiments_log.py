@@ -439,7 +439,7 @@ def test_tutorial_code_figures_match_the_tutorial_recipe_runs():
     assert all(line in lines for line in rows), [line for line in rows if line not in lines]
     text = " ".join(LOG.split())
     # The first epoch is the shared harness's (../shared/tools/tutorial_on_local_copy.py 100 0) on this box.
-    assert (f"its first epoch equals that harness's on this box to the last digit: test accuracy "
+    assert (f"Its first epoch equals that harness's on this box to the last digit: test accuracy "
             f"{100 * code['eval_accuracy'][0]:.2f}%, train loss {code['train_loss'][0]!r}") in text
     assert " / ".join(f"{x:.1f}" for x in curves[0][:3]) + "% here: another CPU" in text  # epochs 1-3
     assert f"within 2.5 points of the tutorial's own code at epoch 3 ({curves[0][2]:.2f}% here" in text
