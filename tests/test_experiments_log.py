@@ -459,3 +459,16 @@ def test_tutorial_code_figures_match_the_tutorial_recipe_runs():
                 f"(`--recipe tutorial`, seeds 42 and 43) | `results/{name}/` |") in LOG
     assert (f"median epoch {statistics.median(seconds):.0f} s, up to {max(seconds):.0f} s; "
             f"{sum(seconds) / 3600:.2f} h for {n} epochs") in text
+    if n == 100:  # the issue's goal of 74.5% at epoch 100, read off the original's own last epoch
+        final, reached = curves[0][-1], [epoch for epoch, x in enumerate(curves[0], 1) if x >= 74.5]
+        listed = ", ".join(map(str, reached[:-1])) + f" and {reached[-1]}" if len(reached) > 1 else str(reached)
+        assert (f"At epoch 100 the tutorial's own code ended at **{final:.2f}%**, {75.5 - final:.2f} points below the "
+                f"tutorial's 75.5% (on PNGs) and {74.5 - final:.2f} points below the issue's 74.5%, which it reached "
+                f"at {len(reached)} of its 100 epochs ({listed}) but not at the last.") in text
+        spread = max(curves[0][band]) - min(curves[0][band])
+        gaps = [final - curve[-1] for curve in curves[1:]]
+        assert all(0 < gap < spread for gap in gaps) and final < 74.5 <= max(curves[0])  # what the verdict rests on
+        assert (f"The two `run_train.py` seeds ended {gaps[0]:.2f} and {gaps[1]:.2f} points below it, less than the "
+                f"{spread:.2f} points its own last 20 epochs span at a constant learning rate.") in text
+        assert (f"ended at {final:.2f}%, also short of 74.5% (reached at {len(reached)} of its epochs, not the last), "
+                f"with a mean over epochs 21-100 {means[0] - high:.2f} points above the two seeds'") in text  # Findings

@@ -111,6 +111,11 @@ def test_results_note_states_the_second_seeds():
     text = " ".join(section("Results").split())
     assert (f"its last 20 epochs range over {min(last):.2f}-{max(last):.2f}%; with `--seed 43` it ended at "
             f"{final['tutorial-recipe-seed-43']}") in text
+    # The original on the same copy (benchmarks/tutorial_reference.py, docs/experiments.md), once its run is finished.
+    original = metrics("results/tutorial-code-seed-0")
+    assert original["epoch"][-1] == original["args"]["epochs"] == 100 and original["args"]["seed"] == 0
+    assert (f"the tutorial reports 75.5% on the original PNGs; the tutorial's own code, trained on this copy, ended at "
+            f"{100 * original['eval_accuracy'][-1]:.2f}% with seed 0)") in text
     assert (f"With `--seed 43`, improved-40 ended at {final['improved-40-lr-4e-3-seed-43']}, tutorial-size-100 at "
             f"{final['tutorial-size-100-seed-43']} and improved-20 at "
             f"{final['improved-20-no-final-layernorm-seed-43']}; the other two rows have one seed so far.") in text
