@@ -443,7 +443,7 @@ def test_tutorial_code_figures_match_the_tutorial_recipe_runs():
             f"{100 * code['eval_accuracy'][0]:.2f}%, train loss {code['train_loss'][0]!r}") in text
     assert " / ".join(f"{x:.1f}" for x in curves[0][:3]) + "% here: another CPU" in text  # epochs 1-3
     assert f"within 2.5 points of the tutorial's own code at epoch 3 ({curves[0][2]:.2f}% here" in text
-    assert f"(its epoch 3 on that run's box: {curves[0][2]:.2f}%)" in text  # the goal-3 bullet of Findings
+    assert f"its epoch 3 on that run's box: {curves[0][2]:.2f}%)" in text  # the goal-3 bullet of Findings
     assert all(abs(curve[2] - curves[0][2]) <= 2.5 for curve in curves[1:])
     means = [statistics.mean(curve[20:]) for curve in curves]
     low, high = min(means[1:]), max(means[1:])
