@@ -344,6 +344,7 @@ def test_tutorial_size_100_second_seed_figures_match_both_runs():
             f"single epochs before epoch 20 and {after:.2f} after; it first reached 80% at epoch {first_80}"
             + (" and stayed at or above it from there on." if not below_again else
                f" and was below it at {below_again} of the later epochs.")) in text
+    assert f"**{a:.2f}%** with seed 42 and **{b:.2f}%** with seed 43 (the bullet after that)" in text  # the goals
     low, high, alone = min(a, b), max(a, b), 100 * without["eval_accuracy"][-1]
     where = ("inside" if low <= alone <= high else f"{low - alone:.2f} points below" if alone < low else
              f"{alone - high:.2f} points above")
