@@ -119,8 +119,8 @@ def test_results_note_states_the_second_seeds():
               ("results/tutorial-recipe", "results/tutorial-recipe-seed-43")]
     swing = 100 * (max(original["eval_accuracy"][-20:]) - min(original["eval_accuracy"][-20:]))
     assert ended < 74.5 and all(0 < gap < swing for gap in behind)
-    assert (f"the tutorial reports 75.5% on the original PNGs). The tutorial's own code, trained on this copy with seed "
-            f"0, ended at {ended:.2f}%, also short of 74.5% at epoch 100; the two seeds here end {behind[0]:.2f} and "
+    assert (f"the tutorial reports 75.5% on the original PNGs). The tutorial's own code, trained on this copy with "
+            f"seed 0, ended at {ended:.2f}%, also short of 74.5% at epoch 100; the two seeds here end {behind[0]:.2f} and "
             f"{behind[1]:.2f} points below it, less than its {swing:.2f}-point swing over its last 20 epochs") in text
     assert (f"With `--seed 43`, improved-40 ended at {final['improved-40-lr-4e-3-seed-43']}, tutorial-size-100 at "
             f"{final['tutorial-size-100-seed-43']} and improved-20 at "
