@@ -328,6 +328,20 @@ def test_tutorial_recipe_second_seed_figures_match_both_runs():
     assert f"| {sum(seconds) / 3600:.2f} h | CPU, see below | `results/tutorial-recipe-seed-43/` |" in text
 
 
+def second_seed_sentence(seed_42_folder, seed_43_folder, command):
+    """The Findings sentence on a 100-epoch run repeated with seed 43: its end against seed 42, the widest gaps at
+    single epochs, and when it first reached 80%."""
+    a, b, before, after, final = seed_spread(seed_42_folder, seed_43_folder)
+    accuracy = [100 * x for x in metrics_of(seed_43_folder)[0]["eval_accuracy"]]
+    first_80 = next(epoch for epoch, x in enumerate(accuracy, 1) if x >= 80)
+    below_again = sum(x < 80 for x in accuracy[first_80 - 1:])
+    return (f"With `--seed 43` (`results/{seed_43_folder}/`) {command} ended at **{b:.2f}%**, "
+            f"{final:.2f} points {'above' if b > a else 'below'} seed 42, after gaps of up to {before:.2f} points at "
+            f"single epochs before epoch 20 and {after:.2f} after; it first reached 80% at epoch {first_80}"
+            + (" and stayed at or above it from there on." if not below_again else
+               f" and was below it at {below_again} of the later epochs."))
+
+
 def test_tutorial_size_100_second_seed_figures_match_both_runs():
     # Findings: results/seed-config's command again with seed 43, and where the run without the final LayerNorm
     # (seed 42) falls against the two seeds with it; "Machine and timing": the run's epoch times.
@@ -335,16 +349,9 @@ def test_tutorial_size_100_second_seed_figures_match_both_runs():
                                         "tutorial-size-100-no-final-layernorm")
     assert (first["args"]["seed"], second["args"]["seed"], without["args"]["seed"]) == (42, 43, 42)
     assert second["args"]["recipe"] == "tutorial-size-100" and second["epoch"] == list(range(1, 101))
-    a, b, before, after, final = seed_spread("seed-config", "tutorial-size-100-seed-43")
-    accuracy = [100 * x for x in second["eval_accuracy"]]
-    first_80 = next(epoch for epoch, x in enumerate(accuracy, 1) if x >= 80)
-    below_again = sum(x < 80 for x in accuracy[first_80 - 1:])
+    a, b = (100 * run["eval_accuracy"][-1] for run in (first, second))
     text = " ".join(LOG.split())
-    assert (f"With `--seed 43` (`results/tutorial-size-100-seed-43/`) the same command ended at **{b:.2f}%**, "
-            f"{final:.2f} points {'above' if b > a else 'below'} seed 42, after gaps of up to {before:.2f} points at "
-            f"single epochs before epoch 20 and {after:.2f} after; it first reached 80% at epoch {first_80}"
-            + (" and stayed at or above it from there on." if not below_again else
-               f" and was below it at {below_again} of the later epochs.")) in text
+    assert second_seed_sentence("seed-config", "tutorial-size-100-seed-43", "the same command") in text
     assert f"**{a:.2f}%** with seed 42 and **{b:.2f}%** with seed 43 (the bullet after that)" in text  # the goals
     low, high, alone = min(a, b), max(a, b), 100 * without["eval_accuracy"][-1]
     where = ("inside" if low <= alone <= high else f"{low - alone:.2f} points below" if alone < low else
@@ -365,16 +372,10 @@ def test_improved_100_second_seed_figures_match_both_runs():
     assert (first["args"]["seed"], second["args"]["seed"]) == (42, 43)
     assert second["args"]["recipe"] == "improved-100" and second["epoch"] == list(range(1, 101))
     assert second["num_parameters"] == first["num_parameters"]
-    a, b, before, after, final = seed_spread("improved-40-spt-lsa-100-epochs-trivialaugment", "improved-100-seed-43")
-    accuracy = [100 * x for x in second["eval_accuracy"]]
-    first_80 = next(epoch for epoch, x in enumerate(accuracy, 1) if x >= 80)
-    below_again = sum(x < 80 for x in accuracy[first_80 - 1:])
+    a, b = (100 * run["eval_accuracy"][-1] for run in (first, second))
     text = " ".join(LOG.split())
-    assert (f"With `--seed 43` (`results/improved-100-seed-43/`) the preset's command ended at **{b:.2f}%**, "
-            f"{final:.2f} points {'above' if b > a else 'below'} seed 42, after gaps of up to {before:.2f} points at "
-            f"single epochs before epoch 20 and {after:.2f} after; it first reached 80% at epoch {first_80}"
-            + (" and stayed at or above it from there on." if not below_again else
-               f" and was below it at {below_again} of the later epochs.")) in text
+    assert second_seed_sentence("improved-40-spt-lsa-100-epochs-trivialaugment", "improved-100-seed-43",
+                                "the preset's command") in text
     assert f"**{a:.2f}%** with seed 42 and **{b:.2f}%** with seed 43 (the bullet after next)" in text
     assert f"is not reached: {max(a, b):.2f}% is the best so far." in text
     seconds = second["epoch_seconds"]
