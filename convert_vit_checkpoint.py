@@ -169,7 +169,7 @@ def simple_vit_config_to_vit(config: SimpleViTConfig) -> ViTConfig:
 
     Every SimpleViT with the default CLS pooling and learned positions (and neither of the small-dataset options)
     is a ViT; `classifier_pooling="mean"`, `position_embedding_type="sincos"`, `shifted_patch_tokenization`,
-    `locality_self_attention` and `final_layernorm=False` have no ViT counterpart.
+    `convolutional_tokenization`, `locality_self_attention` and `final_layernorm=False` have no ViT counterpart.
     """
     if getattr(config, "model_type", None) != "simple_vit":
         raise ConversionError(
@@ -185,7 +185,7 @@ def simple_vit_config_to_vit(config: SimpleViTConfig) -> ViTConfig:
             f"transformers' ViT learns its position embeddings; this model has position_embedding_type="
             f"{config.position_embedding_type!r}, which it cannot represent"
         )
-    for option in ("shifted_patch_tokenization", "locality_self_attention"):
+    for option in ("shifted_patch_tokenization", "convolutional_tokenization", "locality_self_attention"):
         if getattr(config, option, False):
             raise ConversionError(f"transformers' ViT has no {option}; this model has {option}=True")
     if not getattr(config, "final_layernorm", True):

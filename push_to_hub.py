@@ -75,6 +75,11 @@ NON_VIT_OPTIONS = {
         "**Shifted Patch Tokenization** (`shifted_patch_tokenization=True`): each patch is embedded together with "
         "its four diagonal shifts by half a patch",
     ),
+    "convolutional_tokenization": (
+        False,
+        "**a convolutional tokenizer** (`convolutional_tokenization=True`, from Compact Convolutional Transformers): "
+        "the tokens come from 3x3 convolutions, ReLU and max-pooling, not from one projection per patch",
+    ),
     "locality_self_attention": (
         False,
         "**Locality Self-Attention** (`locality_self_attention=True`): no token attends to itself, and each layer "
@@ -396,6 +401,7 @@ def render_model_card(
             ("Classifier pooling", "classifier_pooling", NON_VIT_OPTIONS["classifier_pooling"][0]),
             ("Position embeddings", "position_embedding_type", NON_VIT_OPTIONS["position_embedding_type"][0]),
             ("Shifted patch tokenization", "shifted_patch_tokenization", False),
+            ("Convolutional tokenization", "convolutional_tokenization", False),
             ("Locality self-attention", "locality_self_attention", False),
             ("Final LayerNorm", "final_layernorm", True),
         )

@@ -118,7 +118,7 @@ def test_position_embedding_type_defaults_to_learned_and_survives_a_round_trip(t
     assert SimpleViTConfig.from_pretrained(tmp_path).position_embedding_type == "learned"
 
 
-@pytest.mark.parametrize("field", ["shifted_patch_tokenization", "locality_self_attention"])
+@pytest.mark.parametrize("field", ["shifted_patch_tokenization", "convolutional_tokenization", "locality_self_attention"])
 @pytest.mark.parametrize("value", [1, "yes", None])
 def test_small_dataset_options_must_be_booleans(field, value):
     with pytest.raises(ValueError, match=f"{field} must be True or False, got {value!r}"):
@@ -130,6 +130,33 @@ def test_shifted_patch_tokenization_needs_half_a_patch_to_shift_by():
         SimpleViTConfig(shifted_patch_tokenization=True, patch_size=1)
     SimpleViTConfig(shifted_patch_tokenization=True, patch_size=2)
     SimpleViTConfig(patch_size=1)  # no such need without it
+
+
+@pytest.mark.parametrize("patch_size", [1, 3, 6, 12])
+def test_convolutional_tokenization_needs_a_power_of_2_patch(patch_size):
+    # Each of its blocks halves the grid, so only a number of halvings can stand for a patch.
+    with pytest.raises(
+        ValueError, match=f"convolutional_tokenization needs patch_size a power of 2 \\(at least 2\\), got {patch_size}"
+    ):
+        SimpleViTConfig(convolutional_tokenization=True, patch_size=patch_size, image_size=12 * patch_size)
+    SimpleViTConfig(patch_size=patch_size, image_size=12 * patch_size)  # no such need without it
+
+
+@pytest.mark.parametrize("patch_size", [2, 4, 8])
+def test_convolutional_tokenization_takes_powers_of_2_and_survives_a_round_trip(patch_size, tmp_path):
+    assert SimpleViTConfig().convolutional_tokenization is False
+    SimpleViTConfig(convolutional_tokenization=True, patch_size=patch_size).save_pretrained(tmp_path)
+    assert SimpleViTConfig.from_pretrained(tmp_path).convolutional_tokenization is True
+    # A config.json saved before the option existed describes a model without it.
+    saved = json.loads((tmp_path / "config.json").read_text())
+    del saved["convolutional_tokenization"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    assert SimpleViTConfig.from_pretrained(tmp_path).convolutional_tokenization is False
+
+
+def test_convolutional_and_shifted_patch_tokenization_exclude_each_other():
+    with pytest.raises(ValueError, match="convolutional_tokenization and shifted_patch_tokenization .* choose one"):
+        SimpleViTConfig(convolutional_tokenization=True, shifted_patch_tokenization=True)
 
 
 def test_small_dataset_options_default_off_and_survive_a_round_trip(tmp_path):

@@ -251,6 +251,12 @@ def test_small_dataset_option_models_do_not_convert_to_vit(option):
         convert.simple_vit_config_to_vit(SimpleViTConfig(**ODD, **{option: True}))
 
 
+def test_convolutional_tokenization_models_do_not_convert_to_vit():
+    config = SimpleViTConfig(**{**ODD, "image_size": 24, "patch_size": 4}, convolutional_tokenization=True)
+    with pytest.raises(convert.ConversionError, match="convolutional_tokenization=True"):
+        convert.simple_vit_config_to_vit(config)
+
+
 def test_config_model_types_are_checked():
     with pytest.raises(convert.ConversionError, match="simple_vit"):
         convert.simple_vit_config_to_vit(ViTConfig(**ODD))

@@ -488,6 +488,61 @@ def test_shifted_patch_tokenization_embeds_the_image_and_its_four_diagonal_shift
         torch.testing.assert_close(embeddings(y, interpolate_pos_encoding=True), expected, atol=1e-5, rtol=0)
 
 
+def conv_tokenizer_config(**overrides):
+    # Patch 4 (two conv blocks) on a 24-pixel image: a 6 x 6 grid; hidden 36, so the first block has 18 channels.
+    return tiny_config(image_size=24, patch_size=4, convolutional_tokenization=True, **overrides)
+
+
+def test_convolutional_tokenization_is_cct_s_tokenizer():
+    config = conv_tokenizer_config()
+    embeddings = classifier(config).vit.embeddings
+    first, second = (layer for layer in embeddings.patch_embeddings.projection if isinstance(layer, torch.nn.Conv2d))
+    assert (first.weight.shape, second.weight.shape) == ((18, 3, 3, 3), (36, 18, 3, 3))
+    assert first.bias is None and second.bias is None
+    # He initialisation for the ReLU layers (std sqrt(2 / fan_in)), not the transformer's normal(0, 0.02).
+    assert first.weight.std().item() == pytest.approx(math.sqrt(2 / 27), rel=0.15)
+    assert second.weight.std().item() == pytest.approx(math.sqrt(2 / 162), rel=0.1)
+    x = pixels(config)
+    with torch.no_grad():
+        # CCT's tokenizer spelled out: (3x3 conv, ReLU, 3x3 max-pool of stride 2) twice, then the grid row by row.
+        hidden = F.max_pool2d(F.relu(F.conv2d(x, first.weight, padding=1)), 3, stride=2, padding=1)  # (2, 18, 12, 12)
+        grid = F.max_pool2d(F.relu(F.conv2d(hidden, second.weight, padding=1)), 3, stride=2, padding=1)
+        assert grid.shape == (2, 36, 6, 6)
+        tokens = torch.stack([grid[:, :, row, col] for row in range(6) for col in range(6)], dim=1)  # (2, 36, 36)
+        torch.testing.assert_close(embeddings.patch_embeddings(x), tokens, atol=1e-5, rtol=0)
+        expected = torch.cat((embeddings.cls_token.expand(2, -1, -1), tokens), dim=1) + embeddings.position_embeddings
+        torch.testing.assert_close(embeddings(x), expected, atol=1e-5, rtol=0)
+        # Another size (8 x 4 tokens, interpolated positions) works; one the pools would round up is refused.
+        assert embeddings(torch.randn(2, 3, 32, 16), interpolate_pos_encoding=True).shape == (2, 33, 36)
+        with pytest.raises(ValueError, match="image size divisible by patch_size \\(4\\); got 26x24"):
+            embeddings(torch.randn(2, 3, 26, 24), interpolate_pos_encoding=True)
+
+
+@pytest.mark.parametrize("patch_size, widths", [(2, [36]), (8, [18, 18, 36])])
+def test_convolutional_tokenization_has_one_block_per_halving(patch_size, widths):
+    config = tiny_config(image_size=32, patch_size=patch_size, convolutional_tokenization=True)
+    model = classifier(config)
+    convs = [layer for layer in model.vit.embeddings.patch_embeddings.projection if isinstance(layer, torch.nn.Conv2d)]
+    assert [conv.out_channels for conv in convs] == widths
+    hidden = model.vit(pixels(config)).last_hidden_state
+    assert hidden.shape == (2, (32 // patch_size) ** 2 + 1, 36)
+
+
+def test_convolutional_tokenization_trains_every_parameter_and_survives_save_and_load(tmp_path):
+    config = conv_tokenizer_config(locality_self_attention=True, classifier_pooling="mean")
+    model = classifier(config).train()
+    model(pixels(config, batch=4), labels=torch.tensor([0, 1, 2, 3])).loss.backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+    assert "vit.embeddings.patch_embeddings.projection.3.weight" in dict(model.named_parameters())
+    x = pixels(config)
+    model.eval().save_pretrained(tmp_path)
+    # Loading must keep the trained convolutions, not draw new He-initialised ones.
+    loaded = SimpleViTForImageClassification.from_pretrained(tmp_path, attn_implementation="sdpa").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x).logits, model(x).logits, atol=1e-5, rtol=0)
+
+
 def lsa_models():
     """An eager and an SDPA model with Locality Self-Attention, sharing weights, each layer with its own scale."""
     config = tiny_config(locality_self_attention=True)

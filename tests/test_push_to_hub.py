@@ -168,6 +168,9 @@ def test_model_card_for_a_local_dataset_folder():
     small_card = push_to_hub.render_model_card(
         "me/model", {**config, "shifted_patch_tokenization": True, "locality_self_attention": True}, metrics)
     assert "| Shifted patch tokenization | True |" in small_card.text
+    assert "| Convolutional tokenization | False |" in card.text
+    conv_card = push_to_hub.render_model_card("me/model", {**config, "convolutional_tokenization": True}, metrics)
+    assert "| Convolutional tokenization | True |" in conv_card.text
     assert "| Locality self-attention | True |" in small_card.text
 
 
@@ -184,6 +187,7 @@ TINY_ARCHITECTURE = dict(
 # Each option that makes a SimpleViT something transformers' ViT is not, and what its card must call it.
 NON_VIT_CASES = {
     "shifted_patch_tokenization": (True, "Shifted Patch Tokenization"),
+    "convolutional_tokenization": (True, "a convolutional tokenizer"),
     "locality_self_attention": (True, "Locality Self-Attention"),
     "classifier_pooling": ("mean", "mean of the final patch tokens"),
     "position_embedding_type": ("sincos", "sine-cosine position embeddings"),
@@ -230,7 +234,9 @@ def test_card_of_a_non_vit_model_names_the_difference_and_no_conversion(option):
     from configuration_simple_vit import SimpleViTConfig
 
     value, name = NON_VIT_CASES[option]
-    model_config = SimpleViTConfig(**TINY_ARCHITECTURE, **{option: value})
+    # The convolutional tokenizer halves the grid per block: it needs a power-of-2 patch.
+    architecture = {**TINY_ARCHITECTURE, **({"image_size": 28, "patch_size": 4} if option.startswith("conv") else {})}
+    model_config = SimpleViTConfig(**architecture, **{option: value})
     with pytest.raises(convert_vit_checkpoint.ConversionError):  # what the card says is what conversion does
         convert_vit_checkpoint.simple_vit_config_to_vit(model_config)
     card = push_to_hub.render_model_card("me/model", model_config.to_dict(), cifar_metrics())
