@@ -159,8 +159,9 @@ class SimpleViTConvolutionalPatchEmbeddings(SimpleViTPatchEmbeddings):
     grid, so the tokens form the same (image_size / patch_size)^2 grid, in the same row-major order, as the patches
     would. Each 3x3 kernel overlaps its neighbours and is shared across the image: the locality and translation
     equivariance a small dataset cannot teach attention alone. The blocks before the last have hidden_size // 2
-    channels (as CCT-2/3x2's 64 for its width 128); the convolutions start from He (Kaiming) initialisation, as
-    ReLU layers need (SimpleViTPreTrainedModel._init_weights).
+    channels: our choice, which equals CCT-2's 64 at its width 128 (CCT keeps 64 at every width; at width 48 that
+    would triple the tokenizer's parameters). The convolutions start from He (Kaiming) initialisation, as ReLU layers
+    need (SimpleViTPreTrainedModel._init_weights).
     """
 
     def __init__(self, config: SimpleViTConfig):
@@ -169,11 +170,9 @@ class SimpleViTConvolutionalPatchEmbeddings(SimpleViTPatchEmbeddings):
         widths = [config.num_channels] + [max(1, config.hidden_size // 2)] * (num_blocks - 1) + [config.hidden_size]
         blocks = []
         for in_channels, out_channels in zip(widths[:-1], widths[1:]):
-            blocks += [
-                nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),  # same size out
-                nn.ReLU(),
-                nn.MaxPool2d(kernel_size=3, stride=2, padding=1),  # (height, width) -> (height / 2, width / 2)
-            ]
+            conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False)  # same size out
+            conv.feeds_relu = True  # He initialisation (SimpleViTPreTrainedModel._init_weights)
+            blocks += [conv, nn.ReLU(), nn.MaxPool2d(kernel_size=3, stride=2, padding=1)]  # then (height/2, width/2)
         # Replaces the parent's patch-sized Conv2d; the parent's forward runs it and flattens the grid into tokens.
         self.projection = nn.Sequential(*blocks)
 
@@ -529,15 +528,11 @@ class SimpleViTPreTrainedModel(PreTrainedModel):
             init.trunc_normal_(module.position_embeddings, mean=0.0, std=self.config.initializer_range)
         if isinstance(module, SimpleViTEmbeddings):
             init.trunc_normal_(module.cls_token, mean=0.0, std=self.config.initializer_range)
-        if isinstance(module, SimpleViTEmbeddings) and isinstance(
-            module.patch_embeddings, SimpleViTConvolutionalPatchEmbeddings
-        ):
-            # Here, not at the tokenizer (transformers skips modules without parameters of their own), and after the
-            # Conv2d children got the normal(0, 0.02) above (children come first): He initialisation keeps the
-            # activations' scale through the ReLUs, as in CCT.
-            for layer in module.patch_embeddings.projection:
-                if isinstance(layer, nn.Conv2d):
-                    init.kaiming_normal_(layer.weight, mode="fan_in", nonlinearity="relu")
+        if isinstance(module, nn.Conv2d) and getattr(module, "feeds_relu", False):
+            # The convolutional tokenizer's layers: He initialisation keeps the activations' scale through the ReLUs,
+            # as in CCT (in place of the normal(0, 0.02) above). Marked on the Conv2d itself because transformers
+            # skips a module without parameters of its own, such as the tokenizer.
+            init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
         if isinstance(module, SimpleViTLocalitySelfAttention):
             init.constant_(module.scaling, module.head_dim**-0.5)  # LSA's learned scale starts at the usual one
 

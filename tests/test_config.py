@@ -118,7 +118,9 @@ def test_position_embedding_type_defaults_to_learned_and_survives_a_round_trip(t
     assert SimpleViTConfig.from_pretrained(tmp_path).position_embedding_type == "learned"
 
 
-@pytest.mark.parametrize("field", ["shifted_patch_tokenization", "convolutional_tokenization", "locality_self_attention"])
+@pytest.mark.parametrize(
+    "field", ["shifted_patch_tokenization", "convolutional_tokenization", "locality_self_attention"]
+)
 @pytest.mark.parametrize("value", [1, "yes", None])
 def test_small_dataset_options_must_be_booleans(field, value):
     with pytest.raises(ValueError, match=f"{field} must be True or False, got {value!r}"):

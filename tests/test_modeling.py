@@ -518,6 +518,20 @@ def test_convolutional_tokenization_is_cct_s_tokenizer():
             embeddings(torch.randn(2, 3, 26, 24), interpolate_pos_encoding=True)
 
 
+def test_convolutional_tokenizer_missing_from_a_checkpoint_starts_from_he_initialisation(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    classifier(conv_tokenizer_config()).save_pretrained(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    save_file({k: v for k, v in weights.items() if ".projection." not in k}, tmp_path / "model.safetensors",
+              metadata={"format": "pt"})  # fmt: skip
+    loaded = SimpleViTForImageClassification.from_pretrained(tmp_path)
+    # The rest of the embeddings loaded (their module counts as initialised), the convolutions drawn anew: He's.
+    torch.testing.assert_close(loaded.vit.embeddings.cls_token, weights["vit.embeddings.cls_token"], atol=0, rtol=0)
+    first = loaded.vit.embeddings.patch_embeddings.projection[0]
+    assert first.weight.std().item() == pytest.approx(math.sqrt(2 / 27), rel=0.15)
+
+
 @pytest.mark.parametrize("patch_size, widths", [(2, [36]), (8, [18, 18, 36])])
 def test_convolutional_tokenization_has_one_block_per_halving(patch_size, widths):
     config = tiny_config(image_size=32, patch_size=patch_size, convolutional_tokenization=True)
@@ -541,6 +555,8 @@ def test_convolutional_tokenization_trains_every_parameter_and_survives_save_and
     loaded = SimpleViTForImageClassification.from_pretrained(tmp_path, attn_implementation="sdpa").eval()
     with torch.no_grad():
         torch.testing.assert_close(loaded(x).logits, model(x).logits, atol=1e-5, rtol=0)
+        half = loaded.to(torch.bfloat16)(x.to(torch.bfloat16)).logits
+    assert half.dtype == torch.bfloat16 and torch.isfinite(half).all()
 
 
 def lsa_models():

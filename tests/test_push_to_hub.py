@@ -168,10 +168,10 @@ def test_model_card_for_a_local_dataset_folder():
     small_card = push_to_hub.render_model_card(
         "me/model", {**config, "shifted_patch_tokenization": True, "locality_self_attention": True}, metrics)
     assert "| Shifted patch tokenization | True |" in small_card.text
+    assert "| Locality self-attention | True |" in small_card.text
     assert "| Convolutional tokenization | False |" in card.text
     conv_card = push_to_hub.render_model_card("me/model", {**config, "convolutional_tokenization": True}, metrics)
     assert "| Convolutional tokenization | True |" in conv_card.text
-    assert "| Locality self-attention | True |" in small_card.text
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -193,6 +193,9 @@ NON_VIT_CASES = {
     "position_embedding_type": ("sincos", "sine-cosine position embeddings"),
     "final_layernorm": (False, "no LayerNorm after the last layer"),
 }
+# What an option needs of TINY_ARCHITECTURE besides: the convolutional tokenizer halves the grid per block, so its
+# patch must be a power of 2.
+CASE_ARCHITECTURE = {"convolutional_tokenization": {"image_size": 28, "patch_size": 4}}
 
 
 def cifar_metrics(eval_samples=10_000, train_samples=50_000, **args):
@@ -234,9 +237,7 @@ def test_card_of_a_non_vit_model_names_the_difference_and_no_conversion(option):
     from configuration_simple_vit import SimpleViTConfig
 
     value, name = NON_VIT_CASES[option]
-    # The convolutional tokenizer halves the grid per block: it needs a power-of-2 patch.
-    architecture = {**TINY_ARCHITECTURE, **({"image_size": 28, "patch_size": 4} if option.startswith("conv") else {})}
-    model_config = SimpleViTConfig(**architecture, **{option: value})
+    model_config = SimpleViTConfig(**{**TINY_ARCHITECTURE, **CASE_ARCHITECTURE.get(option, {})}, **{option: value})
     with pytest.raises(convert_vit_checkpoint.ConversionError):  # what the card says is what conversion does
         convert_vit_checkpoint.simple_vit_config_to_vit(model_config)
     card = push_to_hub.render_model_card("me/model", model_config.to_dict(), cifar_metrics())

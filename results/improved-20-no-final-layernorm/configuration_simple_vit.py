@@ -44,6 +44,12 @@ class SimpleViTConfig(PretrainedConfig):
             diagonal shifts by half a patch (zero-filled), so a patch vector also holds the pixels around the
             patch; the vector is layer-normalised (`patch_embeddings.patch_norm`) before the projection, whose
             input is 5x wider. Needs `patch_size` of at least 2. Not a `ViTConfig` field.
+        convolutional_tokenization (`bool`, defaults to `False`): the tokenizer of Compact Convolutional
+            Transformers ("Escaping the Big Data Paradigm with Compact Transformers", Hassani et al. 2021): the
+            tokens come from log2(`patch_size`) blocks of a 3x3 convolution, ReLU and a stride-2 max-pool
+            (`patch_embeddings.projection`; the blocks before the last have `hidden_size // 2` channels), which
+            give the same grid as the patches, from overlapping kernels. Needs `patch_size` a power of 2 (at
+            least 2) and excludes `shifted_patch_tokenization`. Not a `ViTConfig` field.
         locality_self_attention (`bool`, defaults to `False`): Locality Self-Attention (same paper): no token
             attends to itself (the diagonal of the attention scores is masked), and each layer learns the scale
             of its scores (`attention.scaling`, starting at 1/sqrt(head_dim)) instead of fixing it, so attention
@@ -76,6 +82,7 @@ class SimpleViTConfig(PretrainedConfig):
         classifier_pooling="cls",
         position_embedding_type="learned",
         shifted_patch_tokenization=False,
+        convolutional_tokenization=False,
         locality_self_attention=False,
         final_layernorm=True,
         **kwargs,
@@ -121,6 +128,7 @@ class SimpleViTConfig(PretrainedConfig):
             raise ValueError(f"position_embedding_type='sincos' needs hidden_size divisible by 4, got {hidden_size}")
         for name, value in (
             ("shifted_patch_tokenization", shifted_patch_tokenization),
+            ("convolutional_tokenization", convolutional_tokenization),
             ("locality_self_attention", locality_self_attention),
             ("final_layernorm", final_layernorm),
         ):
@@ -129,6 +137,16 @@ class SimpleViTConfig(PretrainedConfig):
         if shifted_patch_tokenization and patch_size < 2:
             # The shift is half a patch: a 1-pixel patch has no half to shift by.
             raise ValueError(f"shifted_patch_tokenization needs patch_size of at least 2, got {patch_size}")
+        if convolutional_tokenization:
+            # Each block halves the grid: the patch size must be a number of halvings.
+            if patch_size < 2 or patch_size & (patch_size - 1):
+                raise ValueError(
+                    f"convolutional_tokenization needs patch_size a power of 2 (at least 2), got {patch_size}"
+                )
+            if shifted_patch_tokenization:
+                raise ValueError(
+                    "convolutional_tokenization and shifted_patch_tokenization both make the tokens; choose one"
+                )
         if not initializer_range > 0:
             raise ValueError(f"initializer_range must be positive, got {initializer_range!r}")
         if not layer_norm_eps > 0:
@@ -150,6 +168,7 @@ class SimpleViTConfig(PretrainedConfig):
         self.classifier_pooling = classifier_pooling
         self.position_embedding_type = position_embedding_type
         self.shifted_patch_tokenization = shifted_patch_tokenization
+        self.convolutional_tokenization = convolutional_tokenization
         self.locality_self_attention = locality_self_attention
         self.final_layernorm = final_layernorm
         super().__init__(**kwargs)

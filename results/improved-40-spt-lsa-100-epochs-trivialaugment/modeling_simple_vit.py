@@ -18,6 +18,7 @@ The options beyond it are small parts, each placed right after the part it chang
 is built; all are off by default:
 
 - `shifted_patch_tokenization`: `SimpleViTShiftedPatchEmbeddings` (Lee et al. 2021, SPT);
+- `convolutional_tokenization`: `SimpleViTConvolutionalPatchEmbeddings` (Hassani et al. 2021, CCT's tokenizer);
 - `position_embedding_type="sincos"`: `SimpleViTSinCosEmbeddings` (fixed 2-D positions, MoCo v3 / MAE);
 - `locality_self_attention`: `SimpleViTLocalitySelfAttention` (Lee et al. 2021, LSA);
 - `classifier_pooling="mean"`: `SimpleViTMeanPooler` (the patch tokens' average instead of the CLS token);
@@ -149,6 +150,44 @@ class SimpleViTShiftedPatchEmbeddings(SimpleViTPatchEmbeddings):
         return F.linear(self.patch_norm(patches), weight, self.projection.bias)  # (batch, num_patches, hidden_size)
 
 
+class SimpleViTConvolutionalPatchEmbeddings(SimpleViTPatchEmbeddings):
+    """Convolutional tokenization, `convolutional_tokenization=True`: the tokenizer of Compact Convolutional
+    Transformers ("Escaping the Big Data Paradigm with Compact Transformers", Hassani et al., 2021).
+
+    What it changes: the tokens come out of a small CNN instead of one projection per non-overlapping patch:
+    log2(patch_size) blocks of a 3x3 convolution (no bias), ReLU and a 3x3 max-pool of stride 2, each halving the
+    grid, so the tokens form the same (image_size / patch_size)^2 grid, in the same row-major order, as the patches
+    would. Each 3x3 kernel overlaps its neighbours and is shared across the image: the locality and translation
+    equivariance a small dataset cannot teach attention alone. The blocks before the last have hidden_size // 2
+    channels: our choice, which equals CCT-2's 64 at its width 128 (CCT keeps 64 at every width; at width 48 that
+    would triple the tokenizer's parameters). The convolutions start from He (Kaiming) initialisation, as ReLU layers
+    need (SimpleViTPreTrainedModel._init_weights).
+    """
+
+    def __init__(self, config: SimpleViTConfig):
+        super().__init__(config)
+        num_blocks = config.patch_size.bit_length() - 1  # log2(patch_size): the config checks it is a power of 2
+        widths = [config.num_channels] + [max(1, config.hidden_size // 2)] * (num_blocks - 1) + [config.hidden_size]
+        blocks = []
+        for in_channels, out_channels in zip(widths[:-1], widths[1:]):
+            conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False)  # same size out
+            conv.feeds_relu = True  # He initialisation (SimpleViTPreTrainedModel._init_weights)
+            blocks += [conv, nn.ReLU(), nn.MaxPool2d(kernel_size=3, stride=2, padding=1)]  # then (height/2, width/2)
+        # Replaces the parent's patch-sized Conv2d; the parent's forward runs it and flattens the grid into tokens.
+        self.projection = nn.Sequential(*blocks)
+
+    def check_pixel_values(self, pixel_values: torch.Tensor) -> None:
+        super().check_pixel_values(pixel_values)
+        height, width = pixel_values.shape[-2:]
+        if height % self.patch_size or width % self.patch_size:
+            # A patch-sized Conv2d drops the pixels past the last whole patch; the pools would round up instead,
+            # and the grid would not be the one the position embeddings are for.
+            raise ValueError(
+                f"convolutional_tokenization needs an image size divisible by patch_size ({self.patch_size}); "
+                f"got {height}x{width}"
+            )
+
+
 # ------------------------------------------------------------------------------------------------------------------
 # 2. Embeddings: CLS token in front, positions added
 # ------------------------------------------------------------------------------------------------------------------
@@ -167,10 +206,13 @@ class SimpleViTEmbeddings(nn.Module):
         self.image_size = config.image_size
         self.patch_size = config.patch_size
         self.hidden_size = config.hidden_size
-        # Chosen once: the plain patch embeddings, or SPT's.
-        patch_embeddings_class = (
-            SimpleViTShiftedPatchEmbeddings if config.shifted_patch_tokenization else SimpleViTPatchEmbeddings
-        )
+        # Chosen once: the plain patch embeddings, SPT's or CCT's convolutional tokenizer.
+        if config.shifted_patch_tokenization:
+            patch_embeddings_class = SimpleViTShiftedPatchEmbeddings
+        elif config.convolutional_tokenization:
+            patch_embeddings_class = SimpleViTConvolutionalPatchEmbeddings
+        else:
+            patch_embeddings_class = SimpleViTPatchEmbeddings
         self.patch_embeddings = patch_embeddings_class(config)
         num_patches = self.patch_embeddings.num_patches
         self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
@@ -486,6 +528,11 @@ class SimpleViTPreTrainedModel(PreTrainedModel):
             init.trunc_normal_(module.position_embeddings, mean=0.0, std=self.config.initializer_range)
         if isinstance(module, SimpleViTEmbeddings):
             init.trunc_normal_(module.cls_token, mean=0.0, std=self.config.initializer_range)
+        if isinstance(module, nn.Conv2d) and getattr(module, "feeds_relu", False):
+            # The convolutional tokenizer's layers: He initialisation keeps the activations' scale through the ReLUs,
+            # as in CCT (in place of the normal(0, 0.02) above). Marked on the Conv2d itself because transformers
+            # skips a module without parameters of its own, such as the tokenizer.
+            init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
         if isinstance(module, SimpleViTLocalitySelfAttention):
             init.constant_(module.scaling, module.head_dim**-0.5)  # LSA's learned scale starts at the usual one
 
