@@ -20,7 +20,7 @@ MODELS = [run for run in RUNS if (run / "model.safetensors").is_file()]
 EVIDENCE = {"metrics.json", "metrics.png", "attention.png"}
 # The models the README's headline table points to; tests/test_results.py also reads the last two.
 HEADLINE_MODELS = ["seed-config", "tutorial-recipe", "improved-trivialaugment", "improved-40-lr-4e-3", "improved-20-no-final-layernorm",
-                   "improved-40-spt-lsa-100-epochs-trivialaugment"]
+                   "improved-40-spt-lsa-100-epochs-trivialaugment", "improved-100-conv-tokenizer"]
 
 
 # A run a session's time limit stopped may keep the one checkpoint it stopped at (its checkpoints/ folder is

@@ -109,6 +109,7 @@ PRESET_RUNS = {
     "improved-100": ROOT / "results" / "improved-40-spt-lsa-100-epochs-trivialaugment",
     "tutorial-size-100": ROOT / "results" / "seed-config",
     "improved-20": ROOT / "results" / "improved-20-no-final-layernorm",
+    "conv-tokenizer-100": ROOT / "results" / "improved-100-conv-tokenizer",
 }
 
 
