@@ -90,10 +90,12 @@ class SimpleViTPatchEmbeddings(nn.Module):
         self.num_channels = config.num_channels
         self.num_patches = (config.image_size // config.patch_size) ** 2
         # `in_channels`: the channels the patches are cut from (more than the image's when a subclass stacks copies).
-        self.projection = nn.Conv2d(
-            in_channels or config.num_channels, config.hidden_size, kernel_size=config.patch_size,
-            stride=config.patch_size,
-        )  # fmt: skip
+        self.projection = self.build_projection(config, in_channels or config.num_channels)
+
+    def build_projection(self, config: SimpleViTConfig, in_channels: int) -> nn.Module:
+        """What turns the image into a grid of `hidden_size` vectors: here one patch-sized Conv2d (a subclass may
+        build another)."""
+        return nn.Conv2d(in_channels, config.hidden_size, kernel_size=config.patch_size, stride=config.patch_size)
 
     def check_pixel_values(self, pixel_values: torch.Tensor) -> None:
         if pixel_values.dim() != 4:
@@ -164,17 +166,16 @@ class SimpleViTConvolutionalPatchEmbeddings(SimpleViTPatchEmbeddings):
     need (SimpleViTPreTrainedModel._init_weights).
     """
 
-    def __init__(self, config: SimpleViTConfig):
-        super().__init__(config)
+    def build_projection(self, config: SimpleViTConfig, in_channels: int) -> nn.Module:
+        # In place of the parent's patch-sized Conv2d; the parent's forward runs it and flattens the grid into tokens.
         num_blocks = config.patch_size.bit_length() - 1  # log2(patch_size): the config checks it is a power of 2
-        widths = [config.num_channels] + [max(1, config.hidden_size // 2)] * (num_blocks - 1) + [config.hidden_size]
+        widths = [in_channels] + [max(1, config.hidden_size // 2)] * (num_blocks - 1) + [config.hidden_size]
         blocks = []
-        for in_channels, out_channels in zip(widths[:-1], widths[1:]):
-            conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False)  # same size out
+        for block_in, block_out in zip(widths[:-1], widths[1:]):
+            conv = nn.Conv2d(block_in, block_out, kernel_size=3, padding=1, bias=False)  # same size out
             conv.feeds_relu = True  # He initialisation (SimpleViTPreTrainedModel._init_weights)
             blocks += [conv, nn.ReLU(), nn.MaxPool2d(kernel_size=3, stride=2, padding=1)]  # then (height/2, width/2)
-        # Replaces the parent's patch-sized Conv2d; the parent's forward runs it and flattens the grid into tokens.
-        self.projection = nn.Sequential(*blocks)
+        return nn.Sequential(*blocks)
 
     def check_pixel_values(self, pixel_values: torch.Tensor) -> None:
         super().check_pixel_values(pixel_values)
