@@ -6,7 +6,8 @@
 A ViT classifies from the final state of its CLS token, and the only way information reaches that token is
 through attention. So the CLS token's attention row, restricted to the patches, says which parts of the image
 the token read in that layer: one map per head, and their average per layer. (A model with
-`classifier_pooling="mean"` classifies the average patch token instead; its maps average the patch tokens' rows.)
+`classifier_pooling="mean"` classifies the average patch token instead; its maps average the patch tokens' rows,
+and with `"sequence"` weight them as its pooler weights the tokens, image by image.)
 
 One layer's map is only part of the story: layer 2's CLS token attends to *mixtures* of patches made by layer 1,
 and the residual connections carry every token's own state past each attention block. Attention rollout
@@ -35,8 +36,8 @@ import torch.nn.functional as F
 
 @dataclass
 class AttentionMaps:
-    """Attention to the patches (from the CLS token, or the patch tokens' average with mean pooling) for a batch
-    of images, upsampled to the image size (height x width)."""
+    """Attention to the patches (from the CLS token, or the patch tokens' plain or weighted average with mean or
+    sequence pooling) for a batch of images, upsampled to the image size (height x width)."""
 
     logits: torch.Tensor  # (batch, num_labels)
     per_head: torch.Tensor  # (batch, layers, heads, height, width): every head of every layer
@@ -60,9 +61,26 @@ class AttentionMaps:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def reads_patch_average(config) -> bool:
-    """Whether the classifier reads the patch tokens' average (classifier_pooling="mean") rather than the CLS token."""
-    return getattr(config, "classifier_pooling", "cls") == "mean"
+# Whose attention the maps of one layer show, by classifier_pooling: the tokens the classifier reads.
+READERS = {"cls": "CLS", "mean": "patch-average", "sequence": "weighted patch-average"}
+
+
+def classifier_token_weights(model, hidden_states: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """(batch, tokens): how much of each token's final state the classifier reads, from the model's
+    `output_hidden_states`: the CLS token alone; the patch tokens equally (classifier_pooling="mean"); or each patch
+    token by the weight sequence pooling gives it in that image (classifier_pooling="sequence")."""
+    last = hidden_states[-1]  # (batch, tokens, hidden_size), before the final LayerNorm
+    weights = torch.zeros(last.shape[:2], dtype=torch.float32, device=last.device)
+    pooling = getattr(model.config, "classifier_pooling", "cls")
+    if pooling == "cls":
+        weights[:, 0] = 1.0
+    elif pooling == "mean":
+        weights[:, 1:] = 1.0 / (last.shape[1] - 1)
+    elif pooling == "sequence":  # the pooler's own weights, computed from what it reads: the normalised final states
+        weights[:, 1:] = model.vit.pooler.token_weights(model.vit.layernorm(last)).float()
+    else:
+        raise ValueError(f"classifier_pooling must be one of {tuple(READERS)}, got {pooling!r}")
+    return weights
 
 
 def attention_rollout(attentions: torch.Tensor, residual_weight: float = 0.5) -> torch.Tensor:
@@ -94,7 +112,7 @@ def patches_to_image(patch_values: torch.Tensor, grid: tuple[int, int], size: tu
 def compute_attention_maps(model, pixel_values: torch.Tensor) -> AttentionMaps:
     """Run `model` on (batch, channels, height, width) pixels and return its attention maps and logits."""
     model.eval()  # no dropout on the attention probabilities
-    outputs = model(pixel_values=pixel_values, output_attentions=True)
+    outputs = model(pixel_values=pixel_values, output_attentions=True, output_hidden_states=True)
     if not outputs.attentions:
         # transformers' own attention integrations return nothing under SDPA / flash attention.
         raise ValueError('the model returned no attention probabilities; load it with attn_implementation="eager"')
@@ -103,14 +121,11 @@ def compute_attention_maps(model, pixel_values: torch.Tensor) -> AttentionMaps:
     height, width = pixel_values.shape[-2:]
     patch = model.config.patch_size
     grid = (height // patch, width // patch)
-    # Map the rows of the tokens the classifier reads, over the patch columns: the CLS token's row, or, for a
-    # mean-pooling model (classifier_pooling="mean"), the average of the patch tokens' rows.
-    if reads_patch_average(model.config):
-        to_patches = attentions[..., 1:, 1:].mean(dim=-2)  # (batch, layers, heads, patches)
-        rollout = attention_rollout(attentions)[:, 1:, 1:].mean(dim=1)  # (batch, patches)
-    else:
-        to_patches = attentions[..., 0, 1:]  # (batch, layers, heads, patches)
-        rollout = attention_rollout(attentions)[:, 0, 1:]  # (batch, patches)
+    # Map the rows of the tokens the classifier reads, over the patch columns, each row weighted as the classifier
+    # weights its token: the CLS token's row alone, or the patch tokens' rows averaged (mean or sequence pooling).
+    weights = classifier_token_weights(model, outputs.hidden_states)  # (batch, tokens)
+    to_patches = torch.einsum("bt,blhtp->blhp", weights, attentions[..., 1:])  # (batch, layers, heads, patches)
+    rollout = torch.einsum("bt,btp->bp", weights, attention_rollout(attentions)[..., 1:])  # (batch, patches)
     return AttentionMaps(
         logits=outputs.logits,
         per_head=patches_to_image(to_patches, grid, (height, width)),
@@ -272,7 +287,7 @@ def predict_and_plot(model, processor, images, labels, label_names=None, layer="
     id2label = model.config.id2label
     predicted = [id2label[i] for i in maps.logits.argmax(-1).tolist()]
     true = [label_names[i] if label_names else id2label[i] for i in labels]
-    reader = "patch-average" if reads_patch_average(model.config) else "CLS"
+    reader = READERS[getattr(model.config, "classifier_pooling", "cls")]
     where = "attention rollout" if layer == "rollout" else f"{reader} attention of layer {layer} (heads averaged)"
     figure = plot_attention_grid(shown, selected, predicted, true, ncols=ncols, title=f"{where}: predicted / true")
     return figure, predicted, true

@@ -168,8 +168,9 @@ def simple_vit_config_to_vit(config: SimpleViTConfig) -> ViTConfig:
     """The `transformers.ViTConfig` describing the same model as a SimpleViTConfig.
 
     Every SimpleViT with the default CLS pooling and learned positions (and neither of the small-dataset options)
-    is a ViT; `classifier_pooling="mean"`, `position_embedding_type="sincos"`, `shifted_patch_tokenization`,
-    `convolutional_tokenization`, `locality_self_attention` and `final_layernorm=False` have no ViT counterpart.
+    is a ViT; `classifier_pooling="mean"` or `"sequence"`, `position_embedding_type="sincos"`,
+    `shifted_patch_tokenization`, `convolutional_tokenization`, `locality_self_attention` and
+    `final_layernorm=False` have no ViT counterpart.
     """
     if getattr(config, "model_type", None) != "simple_vit":
         raise ConversionError(

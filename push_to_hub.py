@@ -58,13 +58,19 @@ MACHINE_ARGS = {
 # only then (a run that evaluated on the dataset's own `test` split never used them).
 CARVE_ARGS = {"validation_split_percentage", "train_val_split"}
 # How a SimpleViT config can differ from `transformers`' ViT: field -> (the value that matches ViT, which is also
-# what a config saved before the option existed means; what the model does instead). A model with any of them
-# computes something `ViTForImageClassification` cannot, so convert_vit_checkpoint.py refuses to convert it.
+# what a config saved before the option existed means; what the model does instead, or, for a field with several
+# such values, a dict of what each does). A model with any of them computes something `ViTForImageClassification`
+# cannot, so convert_vit_checkpoint.py refuses to convert it.
 NON_VIT_OPTIONS = {
     "classifier_pooling": (
         "cls",
-        "the classifier reads the **mean of the final patch tokens** (`classifier_pooling=\"mean\"`), not the CLS "
-        "token",
+        {
+            "mean": "the classifier reads the **mean of the final patch tokens** (`classifier_pooling=\"mean\"`), not "
+            "the CLS token",
+            "sequence": "the classifier reads a **weighted mean of the final patch tokens**, each weighted by the "
+            "softmax of a learned score (`classifier_pooling=\"sequence\"`, sequence pooling from Compact "
+            "Convolutional Transformers), not the CLS token",
+        },
     ),
     "position_embedding_type": (
         "learned",
@@ -317,7 +323,15 @@ def _was_carved(metrics: dict, hub_id: str | None = None) -> bool | None:
 
 def architecture_differences(config: dict) -> list[str]:
     """How this model differs from `transformers`' ViT (see NON_VIT_OPTIONS); empty for a plain ViT."""
-    return [text for key, (vit_value, text) in NON_VIT_OPTIONS.items() if config.get(key, vit_value) != vit_value]
+    differences = []
+    for key, (vit_value, text) in NON_VIT_OPTIONS.items():
+        value = config.get(key, vit_value)
+        if value != vit_value and isinstance(text, dict) and value not in text:
+            # A config from a newer SimpleViT: say nothing rather than something false about the model.
+            raise ValueError(f"{key}={value!r} is not a value this version can describe; choose one of {sorted(text)}")
+        if value != vit_value:
+            differences.append(text[value] if isinstance(text, dict) else text)
+    return differences
 
 
 def shown_training_args(args: dict, evaluation: Evaluation, dataset_label: str) -> dict:

@@ -121,6 +121,42 @@ def test_mean_pooling_models_map_the_patch_tokens_average_row(tiny_model):
     assert not torch.allclose(maps.rollout, am.compute_attention_maps(tiny_model, pixel_values).rollout)
 
 
+def test_sequence_pooling_models_map_the_patch_tokens_rows_weighted_by_the_pooler(tiny_model):
+    # The classifier of a sequence-pooling model reads the patch tokens weighted by its pooler, image by image: the
+    # maps weight the patch tokens' rows the same way.
+    config = tiny_model.config.__class__(**{**tiny_model.config.to_dict(), "classifier_pooling": "sequence"})
+    config._attn_implementation = "eager"
+    model = SimpleViTForImageClassification(config).eval()
+    keys = model.load_state_dict(tiny_model.state_dict(), strict=False)  # all but the pooler's scoring layer
+    assert (keys.missing_keys, keys.unexpected_keys) == (["vit.pooler.attention_pool.weight"], [])
+    with torch.no_grad():  # scores far from even, so the weighting shows
+        model.vit.pooler.attention_pool.weight.copy_(torch.randn(1, 16, generator=torch.Generator().manual_seed(3)))
+    pixel_values = torch.randn(2, 3, 16, 16)
+    maps = am.compute_attention_maps(model, pixel_values)
+    with torch.no_grad():
+        out = model(pixel_values, output_attentions=True, output_hidden_states=True)
+        final = model.vit.layernorm(out.hidden_states[-1])[:, 1:]  # (batch, patches, hidden)
+        weights = (final @ model.vit.pooler.attention_pool.weight[0]).softmax(dim=1)  # (batch, patches)
+    stacked = torch.stack(out.attentions, dim=1)  # (batch, layers, heads, tokens, tokens)
+    rows = (weights[:, None, None, :, None] * stacked[..., 1:, 1:]).sum(dim=-2)  # (batch, layers, heads, patches)
+    torch.testing.assert_close(maps.select(1), am.patches_to_image(rows[:, 1].mean(dim=1), (4, 4), (16, 16)))
+    rollout = (weights[..., None] * am.attention_rollout(stacked)[:, 1:, 1:]).sum(dim=1)
+    torch.testing.assert_close(maps.select("rollout"), am.patches_to_image(rollout, (4, 4), (16, 16)))
+    # Not the mean-pooling maps of the same attentions.
+    even = am.patches_to_image(stacked[:, 1, :, 1:, 1:].mean(dim=(1, 2)), (4, 4), (16, 16))
+    assert not torch.allclose(maps.select(1), even, atol=1e-4)
+    torch.testing.assert_close(maps.logits, out.logits)
+
+
+def test_an_unknown_pooling_is_refused_by_name(tiny_model):
+    config = tiny_model.config.__class__(**tiny_model.config.to_dict())
+    config._attn_implementation = "eager"
+    model = SimpleViTForImageClassification(config).eval()
+    model.config.classifier_pooling = "max"  # set after construction, past the config's own check
+    with pytest.raises(ValueError, match="classifier_pooling.*'max'"):
+        am.compute_attention_maps(model, torch.randn(1, 3, 16, 16))
+
+
 def test_explicit_attention_path_predicts_like_sdpa(tiny_model):
     pixel_values = torch.randn(3, 3, 16, 16)
     maps = am.compute_attention_maps(tiny_model, pixel_values)

@@ -83,16 +83,17 @@ def test_non_positive_scales_are_rejected(field, value):
         SimpleViTConfig(**{field: value})
 
 
-@pytest.mark.parametrize("value", ["CLS", "max", None, ""])
+@pytest.mark.parametrize("value", ["CLS", "max", "seqpool", None, ""])
 def test_unknown_classifier_pooling_is_rejected(value):
     with pytest.raises(ValueError, match="classifier_pooling"):
         SimpleViTConfig(classifier_pooling=value)
 
 
-def test_classifier_pooling_defaults_to_cls_and_survives_a_round_trip(tmp_path):
+@pytest.mark.parametrize("pooling", ["mean", "sequence"])
+def test_classifier_pooling_defaults_to_cls_and_survives_a_round_trip(tmp_path, pooling):
     assert SimpleViTConfig().classifier_pooling == "cls"
-    SimpleViTConfig(classifier_pooling="mean").save_pretrained(tmp_path)
-    assert SimpleViTConfig.from_pretrained(tmp_path).classifier_pooling == "mean"
+    SimpleViTConfig(classifier_pooling=pooling).save_pretrained(tmp_path)
+    assert SimpleViTConfig.from_pretrained(tmp_path).classifier_pooling == pooling
 
 
 @pytest.mark.parametrize("value", ["sin-cos", "absolute", None])

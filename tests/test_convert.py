@@ -232,11 +232,12 @@ def test_unrepresentable_vit_configs_are_rejected(overrides, field):
         convert.vit_config_to_simple_vit(vit_config)
 
 
-def test_mean_pooling_models_do_not_convert_to_vit():
-    # ViT's classifier reads the CLS token, so a mean-pooling model has no ViT equivalent: refuse, do not
-    # silently write a model that computes something else.
-    with pytest.raises(convert.ConversionError, match="classifier_pooling='mean'"):
-        convert.simple_vit_config_to_vit(SimpleViTConfig(**ODD, classifier_pooling="mean"))
+@pytest.mark.parametrize("pooling", ["mean", "sequence"])
+def test_patch_pooling_models_do_not_convert_to_vit(pooling):
+    # ViT's classifier reads the CLS token, so a model that pools the patch tokens has no ViT equivalent: refuse,
+    # do not silently write a model that computes something else.
+    with pytest.raises(convert.ConversionError, match=f"classifier_pooling='{pooling}'"):
+        convert.simple_vit_config_to_vit(SimpleViTConfig(**ODD, classifier_pooling=pooling))
     assert convert.simple_vit_config_to_vit(SimpleViTConfig(**ODD, classifier_pooling="cls")).model_type == "vit"
 
 

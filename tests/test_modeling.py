@@ -320,7 +320,7 @@ def test_config_output_defaults_are_honoured():
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# Mean pooling (classifier_pooling="mean"), the one option beyond transformers' ViT
+# Mean pooling (classifier_pooling="mean"): the patch tokens' average instead of the CLS token
 # ------------------------------------------------------------------------------------------------------------------
 
 
@@ -355,14 +355,76 @@ def test_mean_and_cls_pooling_differ_only_in_what_the_classifier_reads():
     assert (mean_out.logits - cls_out.logits).abs().max() > 1e-3
 
 
-def test_mean_pooling_survives_save_and_load(tmp_path):
-    model = classifier(tiny_config(classifier_pooling="mean"))
+@pytest.mark.parametrize("pooling", ["mean", "sequence"])
+def test_patch_pooling_survives_save_and_load(tmp_path, pooling):
+    model = classifier(tiny_config(classifier_pooling=pooling))
+    if pooling == "sequence":
+        with torch.no_grad():  # values that initialisation would not give: loading must keep them
+            model.vit.pooler.attention_pool.weight.normal_()
     x = pixels(model.config)
     model.save_pretrained(tmp_path)
-    assert json.loads((tmp_path / "config.json").read_text())["classifier_pooling"] == "mean"
+    assert json.loads((tmp_path / "config.json").read_text())["classifier_pooling"] == pooling
     loaded = SimpleViTForImageClassification.from_pretrained(tmp_path, attn_implementation="eager").eval()
     with torch.no_grad():
         torch.testing.assert_close(loaded(x).logits, model(x).logits, atol=0, rtol=0)
+        half = loaded.to(torch.bfloat16)(x.to(torch.bfloat16)).logits
+    assert half.dtype == torch.bfloat16 and torch.isfinite(half).all()
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Sequence pooling (classifier_pooling="sequence", from Compact Convolutional Transformers)
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def sequence_pooling_model(attn_implementation="eager"):
+    """A sequence-pooling classifier whose pooler scores the tokens far from evenly (unlike at initialisation)."""
+    model = classifier(tiny_config(classifier_pooling="sequence"), attn_implementation)
+    with torch.no_grad():
+        model.vit.pooler.attention_pool.weight.copy_(torch.randn(1, 36, generator=torch.Generator().manual_seed(1)))
+    return model
+
+
+@pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])
+def test_sequence_pooling_classifies_the_softmax_weighted_patch_tokens(attn_implementation):
+    model = sequence_pooling_model(attn_implementation)
+    x = pixels(model.config, batch=3)
+    with torch.no_grad():
+        out = model(x, output_hidden_states=True)
+        # By hand: one score per patch token of the normalised final states (w . h), softmax over the patches of
+        # each image, and the classifier reads the patch tokens' sum under those weights.
+        final = model.vit.layernorm(out.hidden_states[-1])[:, 1:]  # (batch, num_patches, hidden_size)
+        scores = final @ model.vit.pooler.attention_pool.weight[0]  # (batch, num_patches)
+        weights = scores.softmax(dim=1)
+        expected = model.classifier((weights[..., None] * final).sum(dim=1))
+        torch.testing.assert_close(out.logits, expected, atol=1e-5, rtol=0)
+        torch.testing.assert_close(model(x).logits, out.logits, atol=1e-6, rtol=0)  # no CLS-only shortcut
+        # The weights are far from even here, so this is not mean pooling by another name.
+        assert weights.max() > 3 / weights.shape[1]
+        assert (model.classifier(final.mean(dim=1)) - out.logits).abs().max() > 1e-3
+
+
+def test_sequence_pooling_adds_one_scoring_layer_and_starts_close_to_mean_pooling():
+    config = tiny_config(classifier_pooling="sequence")
+    model, mean_model = classifier(config), classifier(tiny_config(classifier_pooling="mean"))
+    extra = {name: p.shape for name, p in model.named_parameters()}.items() - {
+        name: p.shape for name, p in mean_model.named_parameters()}.items()
+    assert extra == {("vit.pooler.attention_pool.weight", (1, 36))}  # no bias, which the softmax would ignore
+    # Initialised like every Linear (normal(0, 0.02)): the scores start near zero, so the weights start near even,
+    # and training starts from (almost) mean pooling.
+    with torch.no_grad():
+        weights = model.vit.pooler.token_weights(model.vit(pixels(config, batch=4)).last_hidden_state)
+    num_patches = (30 // 5) ** 2
+    assert weights.shape == (4, num_patches)
+    torch.testing.assert_close(weights.sum(dim=1), torch.ones(4))
+    assert (weights * num_patches - 1).abs().max() < 0.75  # PyTorch's own Linear initialisation gives about 2.7
+
+
+def test_sequence_pooling_trains_every_parameter():
+    config = tiny_config(classifier_pooling="sequence")
+    model = classifier(config).train()
+    model(pixels(config, batch=4), labels=torch.tensor([0, 1, 2, 3])).loss.backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
 
 
 # ------------------------------------------------------------------------------------------------------------------

@@ -161,6 +161,10 @@ def test_model_card_for_a_local_dataset_folder():
     assert "| Classifier pooling | cls |" in card.text
     mean_card = push_to_hub.render_model_card("me/model", {**config, "classifier_pooling": "mean"}, metrics)
     assert "| Classifier pooling | mean |" in mean_card.text
+    sequence_card = push_to_hub.render_model_card("me/model", {**config, "classifier_pooling": "sequence"}, metrics)
+    assert "| Classifier pooling | sequence |" in sequence_card.text
+    with pytest.raises(ValueError, match="classifier_pooling='max'"):  # a value this version cannot describe
+        push_to_hub.render_model_card("me/model", {**config, "classifier_pooling": "max"}, metrics)
     assert "| Position embeddings | learned |" in card.text
     sincos_card = push_to_hub.render_model_card("me/model", {**config, "position_embedding_type": "sincos"}, metrics)
     assert "| Position embeddings | sincos |" in sincos_card.text
@@ -184,14 +188,16 @@ CIFAR10_CONFIG = {"id2label": {str(i): name for i, name in enumerate(CIFAR10_NAM
 TINY_ARCHITECTURE = dict(
     image_size=30, patch_size=5, hidden_size=36, num_hidden_layers=2, num_attention_heads=6, intermediate_size=37
 )
-# Each option that makes a SimpleViT something transformers' ViT is not, and what its card must call it.
+# Each option value that makes a SimpleViT something transformers' ViT is not: case -> (option, value, what its card
+# must call it).
 NON_VIT_CASES = {
-    "shifted_patch_tokenization": (True, "Shifted Patch Tokenization"),
-    "convolutional_tokenization": (True, "a convolutional tokenizer"),
-    "locality_self_attention": (True, "Locality Self-Attention"),
-    "classifier_pooling": ("mean", "mean of the final patch tokens"),
-    "position_embedding_type": ("sincos", "sine-cosine position embeddings"),
-    "final_layernorm": (False, "no LayerNorm after the last layer"),
+    "shifted_patch_tokenization": ("shifted_patch_tokenization", True, "Shifted Patch Tokenization"),
+    "convolutional_tokenization": ("convolutional_tokenization", True, "a convolutional tokenizer"),
+    "locality_self_attention": ("locality_self_attention", True, "Locality Self-Attention"),
+    "mean_pooling": ("classifier_pooling", "mean", "reads the **mean of the final patch tokens**"),
+    "sequence_pooling": ("classifier_pooling", "sequence", "reads a **weighted mean of the final patch tokens**"),
+    "position_embedding_type": ("position_embedding_type", "sincos", "sine-cosine position embeddings"),
+    "final_layernorm": ("final_layernorm", False, "no LayerNorm after the last layer"),
 }
 # What an option needs of TINY_ARCHITECTURE besides: the convolutional tokenizer halves the grid per block, so its
 # patch must be a power of 2.
@@ -231,19 +237,19 @@ def test_card_of_a_plain_vit_says_it_matches_vit_and_converts():
     assert push_to_hub.architecture_differences({"image_size": 32}) == []
 
 
-@pytest.mark.parametrize("option", sorted(NON_VIT_CASES))
-def test_card_of_a_non_vit_model_names_the_difference_and_no_conversion(option):
+@pytest.mark.parametrize("case", sorted(NON_VIT_CASES))
+def test_card_of_a_non_vit_model_names_the_difference_and_no_conversion(case):
     import convert_vit_checkpoint
     from configuration_simple_vit import SimpleViTConfig
 
-    value, name = NON_VIT_CASES[option]
+    option, value, name = NON_VIT_CASES[case]
     model_config = SimpleViTConfig(**{**TINY_ARCHITECTURE, **CASE_ARCHITECTURE.get(option, {})}, **{option: value})
     with pytest.raises(convert_vit_checkpoint.ConversionError):  # what the card says is what conversion does
         convert_vit_checkpoint.simple_vit_config_to_vit(model_config)
     card = push_to_hub.render_model_card("me/model", model_config.to_dict(), cifar_metrics())
     assert "exactly" not in card.text and "follows `transformers`' ViT" not in card.text
     assert name in card.text and "cannot be converted to a ViT checkpoint" in card.text
-    others = [text for key, (_, text) in NON_VIT_CASES.items() if key != option]
+    others = [text for other, (_, _, text) in NON_VIT_CASES.items() if other != case]
     assert not [text for text in others if text in card.text]  # only the differences it has
 
 
@@ -263,9 +269,14 @@ def test_every_config_field_vit_lacks_is_described_by_the_card():
     from configuration_simple_vit import SimpleViTConfig
 
     simple_vit_only = set(SimpleViTConfig().to_dict()) - set(ViTConfig().to_dict())
-    assert simple_vit_only == set(push_to_hub.NON_VIT_OPTIONS) == set(NON_VIT_CASES)
+    assert simple_vit_only == set(push_to_hub.NON_VIT_OPTIONS) == {option for option, _, _ in NON_VIT_CASES.values()}
     defaults = SimpleViTConfig().to_dict()
     assert all(defaults[key] == vit_value for key, (vit_value, _) in push_to_hub.NON_VIT_OPTIONS.items())
+    # A field with several non-ViT values describes each of them.
+    from configuration_simple_vit import CLASSIFIER_POOLINGS
+
+    poolings = push_to_hub.NON_VIT_OPTIONS["classifier_pooling"]
+    assert set(poolings[1]) == set(CLASSIFIER_POOLINGS) - {poolings[0]}
 
 
 def test_card_of_a_500_image_evaluation_says_500_of_10000():

@@ -22,6 +22,7 @@ is built; all are off by default:
 - `position_embedding_type="sincos"`: `SimpleViTSinCosEmbeddings` (fixed 2-D positions, MoCo v3 / MAE);
 - `locality_self_attention`: `SimpleViTLocalitySelfAttention` (Lee et al. 2021, LSA);
 - `classifier_pooling="mean"`: `SimpleViTMeanPooler` (the patch tokens' average instead of the CLS token);
+- `classifier_pooling="sequence"`: `SimpleViTSequencePooler` (Hassani et al. 2021, CCT's sequence pooling);
 - `final_layernorm=False`: no LayerNorm before the pooler (`nn.Identity`), the tutorial's architecture.
 
 Speed tricks are kept only where each was measured to save at least 3% of a CPU training step
@@ -557,6 +558,9 @@ class SimpleViTClsPooler(nn.Module):
     """What `pooler_output` (and so the classifier) reads with `classifier_pooling="cls"`, as in ViT: the CLS token's
     final state. No parameters (transformers' ViTModel adds a Linear + tanh pooler, which its classifier ignores)."""
 
+    def __init__(self, config: SimpleViTConfig):
+        super().__init__()  # every pooler is built from the config; only SimpleViTSequencePooler uses it
+
     def forward(self, sequence_output: torch.Tensor) -> torch.Tensor:
         # (batch, num_patches + 1, hidden_size) -> (batch, hidden_size)
         return sequence_output[:, 0]
@@ -567,18 +571,45 @@ class SimpleViTMeanPooler(nn.Module):
     (Beyer et al., 2022). What it changes: the classifier reads the average of the patch tokens' final states; the
     CLS token still takes part in attention but is not read."""
 
+    def __init__(self, config: SimpleViTConfig):
+        super().__init__()
+
     def forward(self, sequence_output: torch.Tensor) -> torch.Tensor:
         # (batch, num_patches + 1, hidden_size) -> (batch, hidden_size)
         return sequence_output[:, 1:].mean(dim=1)
 
 
+class SimpleViTSequencePooler(nn.Module):
+    """`classifier_pooling="sequence"`: sequence pooling (SeqPool), from "Escaping the Big Data Paradigm with Compact
+    Transformers" (Hassani et al., 2021). What it changes: one Linear layer scores each patch token's final state, and
+    the classifier reads the patch tokens' average weighted by the softmax of those scores, so each image decides
+    which of its tokens count. Its weights start small, so the scores start near zero and the token weights near
+    even, as in mean pooling. The CLS token still takes part in attention but is not read (CCT has none)."""
+
+    def __init__(self, config: SimpleViTConfig):
+        super().__init__()
+        # No bias: the softmax ignores a score shared by every token, so a bias would get no gradient.
+        self.attention_pool = nn.Linear(config.hidden_size, 1, bias=False)
+
+    def token_weights(self, sequence_output: torch.Tensor) -> torch.Tensor:
+        # (batch, num_patches + 1, hidden_size) -> (batch, num_patches): each image's weights, which sum to 1
+        scores = self.attention_pool(sequence_output[:, 1:]).squeeze(-1)  # (batch, num_patches)
+        # In float32, as the attention's softmax: bf16 would round the weights of 64 tokens coarsely.
+        return F.softmax(scores, dim=-1, dtype=torch.float32).to(sequence_output.dtype)
+
+    def forward(self, sequence_output: torch.Tensor) -> torch.Tensor:
+        # (batch, num_patches + 1, hidden_size) -> (batch, hidden_size)
+        weights = self.token_weights(sequence_output).unsqueeze(1)  # (batch, 1, num_patches)
+        return (weights @ sequence_output[:, 1:]).squeeze(1)
+
+
 EMBEDDINGS = {"learned": SimpleViTEmbeddings, "sincos": SimpleViTSinCosEmbeddings}
-POOLERS = {"cls": SimpleViTClsPooler, "mean": SimpleViTMeanPooler}
+POOLERS = {"cls": SimpleViTClsPooler, "mean": SimpleViTMeanPooler, "sequence": SimpleViTSequencePooler}
 
 
 class SimpleViTModel(SimpleViTPreTrainedModel):
     """The bare SimpleViT encoder; returns every token's final state and, as `pooler_output`, the CLS state (or
-    the patch tokens' mean, with `classifier_pooling="mean"`)."""
+    the patch tokens' mean, with `classifier_pooling="mean"`, or their weighted mean, with `"sequence"`)."""
 
     def __init__(self, config: SimpleViTConfig):
         super().__init__(config)
@@ -594,7 +625,7 @@ class SimpleViTModel(SimpleViTPreTrainedModel):
         self.layernorm = (
             nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if config.final_layernorm else nn.Identity()
         )
-        self.pooler = POOLERS[config.classifier_pooling]()
+        self.pooler = POOLERS[config.classifier_pooling](config)
         self.post_init()
 
     def get_input_embeddings(self) -> SimpleViTPatchEmbeddings:
@@ -643,7 +674,8 @@ class SimpleViTModel(SimpleViTPreTrainedModel):
 
 
 class SimpleViTForImageClassification(SimpleViTPreTrainedModel):
-    """SimpleViT with a linear classifier on `pooler_output`: the final CLS state (or the patch tokens' mean).
+    """SimpleViT with a linear classifier on `pooler_output`: the final CLS state (or the patch tokens' plain or
+    weighted mean).
 
     With CLS pooling and nothing else asked for, `pooler_output` comes from `cls_only_sequence_output`, the same
     value computed with less work (the speed block at the end of this class).

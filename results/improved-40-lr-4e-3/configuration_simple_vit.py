@@ -8,7 +8,7 @@ small CIFAR-10 model (patch 4, hidden 48, 4 layers, 4 heads, MLP 192: about 0.12
 from transformers import PretrainedConfig
 from transformers.activations import ACT2FN
 
-CLASSIFIER_POOLINGS = ("cls", "mean")
+CLASSIFIER_POOLINGS = ("cls", "mean", "sequence")
 POSITION_EMBEDDING_TYPES = ("learned", "sincos")
 
 
@@ -31,9 +31,11 @@ class SimpleViTConfig(PretrainedConfig):
             tutorial; `transformers`' ViT uses 1e-12).
         qkv_bias (`bool`, defaults to `True`): whether the query/key/value projections have a bias.
         classifier_pooling (`str`, defaults to `"cls"`): what `pooler_output` (and so the classifier) reads:
-            `"cls"`, the final CLS token's state, as in `transformers`' ViT; or `"mean"`, the average of the final
-            patch tokens' states (global average pooling, as in "Better plain ViT baselines"). Not a
-            `ViTConfig` field: only `"cls"` models convert to `transformers`' ViT.
+            `"cls"`, the final CLS token's state, as in `transformers`' ViT; `"mean"`, the average of the final
+            patch tokens' states (global average pooling, as in "Better plain ViT baselines"); or `"sequence"`,
+            their average weighted by the softmax of a learned score of each (sequence pooling, from Compact Convolutional
+            Transformers; `pooler.attention_pool`, a Linear from `hidden_size` to 1, no bias). Not a `ViTConfig` field:
+            only `"cls"` models convert to `transformers`' ViT.
         position_embedding_type (`str`, defaults to `"learned"`): `"learned"`, one trained vector per position, as
             in `transformers`' ViT; or `"sincos"`, fixed 2-D sine-cosine positions of each patch's row and column
             (the MoCo v3 / MAE table, see `sincos_2d_position_embeddings`; no parameters, the CLS position is zero;
