@@ -196,7 +196,7 @@ def test_final_layernorm_at_100_epochs_figures_match_the_two_tutorial_size_runs(
              ("improved-40-lr-5e-3", "improved-40-lr-5e-3-seed-43"),
              ("improved-20-no-final-layernorm", "improved-20-no-final-layernorm-seed-43"),
              ("tutorial-recipe", "tutorial-recipe-seed-43"), ("seed-config", "tutorial-size-100-seed-43"),
-             ("improved-40-spt-lsa-100-epochs-trivialaugment", "improved-100-seed-43")]
+             ("improved-40-spt-lsa-100-epochs-trivialaugment", "improved-100-seed-43"), (CONV_RUN, CONV_SEED_43)]
     assert all(spread >= seed_spread(*pair)[-1] for pair in pairs)  # "up to": no other pair ended further apart
     assert ("the final LayerNorm shows no clear effect either way" in text) == (abs(gain) <= spread)
     assert ("without it the run ends higher at 100 epochs too" in text) == (gain > spread)
@@ -385,6 +385,7 @@ def test_improved_100_second_seed_figures_match_both_runs():
 
 CONV_RUN, IMPROVED_100_RUNS = "improved-100-conv-tokenizer", ("improved-40-spt-lsa-100-epochs-trivialaugment",
                                                               "improved-100-seed-43")
+CONV_SEED_43 = "conv-tokenizer-100-seed-43"
 
 
 def conv_tokenizer_sentences():
@@ -419,15 +420,47 @@ def test_conv_tokenizer_figures_match_the_run_and_both_improved_100_seeds():
     assert (f"; {run['num_parameters']:,} parameters, {spt['num_parameters'] - run['num_parameters']:,} fewer than "
             f"improved-100's)") in text
     assert conv_tokenizer_sentences() in text
-    final = 100 * run["eval_accuracy"][-1]
-    goal = ("is met by the `conv-tokenizer-100` preset" if final >= 86 else
-            f"is not reached: {final:.2f}% (the `conv-tokenizer-100` preset, seed 42) is the best so far")
-    assert f"The later goal of **86%** with any model of at most 0.2M parameters {goal}" in text
+    assert f"The later goal of **86%** with any model of at most 0.2M parameters {goal_86_clause()}" in text
     seconds = run["epoch_seconds"]
     spt_seconds = statistics.median(metrics_of(IMPROVED_100_RUNS[1])[0]["epoch_seconds"])
     assert (f"The conv-tokenizer-100 run ran on such a box with 2 threads, alone but for a few short test runs "
             f"(median {statistics.median(seconds):.0f} s, up to {max(seconds):.0f} s: "
             f"{statistics.median(seconds) / spt_seconds:.2f}x the improved-100 seed-43 run's median).") in text
+
+
+def goal_86_clause():
+    """The goals bullet's verdict on 86%, from the conv-tokenizer-100 preset's two seeds (the best runs here)."""
+    ends = [100 * run["eval_accuracy"][-1] for run in metrics_of(CONV_RUN, CONV_SEED_43)]
+    seeds = f"**{ends[0]:.2f}%** with seed 42 and **{ends[1]:.2f}%** with seed 43"
+    where = "(the bullet \"Compact Convolutional Transformers' tokenizer\")"
+    met = [seed for seed, end in zip((42, 43), ends) if end >= 86]
+    if not met:
+        return f"is not reached: the `conv-tokenizer-100` preset, the best so far, ended at {seeds} {where}."
+    if len(met) == 1:
+        return f"is met by the `conv-tokenizer-100` preset with seed {met[0]} only: {seeds} {where}."
+    return f"is met by the `conv-tokenizer-100` preset: {seeds} {where}."
+
+
+def test_conv_tokenizer_second_seed_figures_match_both_runs():
+    # Findings: the conv-tokenizer-100 preset's command with seed 43 against its seed-42 run, and the two seeds
+    # against improved-100's two; "Machine and timing": the run's epoch times.
+    first, second, *spt = metrics_of(CONV_RUN, CONV_SEED_43, *IMPROVED_100_RUNS)
+    assert (first["args"]["seed"], second["args"]["seed"]) == (42, 43)
+    assert second["args"]["recipe"] == "conv-tokenizer-100" and second["epoch"] == list(range(1, 101))
+    assert second["num_parameters"] == first["num_parameters"]
+    text = " ".join(LOG.split())
+    assert second_seed_sentence(CONV_RUN, CONV_SEED_43, "the preset's command") in text
+    conv, old = ([100 * run["eval_accuracy"][-1] for run in runs] for runs in ((first, second), spt))
+    mean, old_mean = statistics.mean(conv), statistics.mean(old)
+    verdict = (f"the worse of them ({min(conv):.2f}%) is above improved-100's better seed ({max(old):.2f}%)"
+               if min(conv) > max(old) else
+               f"the two presets' seeds overlap ({min(conv):.2f}-{max(conv):.2f}% against "
+               f"{min(old):.2f}-{max(old):.2f}%)")
+    assert (f"The two seeds average {mean:.2f}%, {abs(mean - old_mean):.2f} points "
+            f"{'above' if mean > old_mean else 'below'} improved-100's two ({old_mean:.2f}%), and {verdict}.") in text
+    seconds = second["epoch_seconds"]
+    assert (f"Its seed-43 run ran on such a box with 2 threads, alone but for test runs, the full suite once "
+            f"(median {statistics.median(seconds):.0f} s, up to {max(seconds):.0f} s).") in text
 
 
 def test_spt_lsa_figures_match_the_run_and_the_78_09_run():
