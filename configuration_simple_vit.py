@@ -33,9 +33,9 @@ class SimpleViTConfig(PretrainedConfig):
         classifier_pooling (`str`, defaults to `"cls"`): what `pooler_output` (and so the classifier) reads:
             `"cls"`, the final CLS token's state, as in `transformers`' ViT; `"mean"`, the average of the final
             patch tokens' states (global average pooling, as in "Better plain ViT baselines"); or `"sequence"`,
-            their average weighted by the softmax of a learned score of each (sequence pooling, from Compact Convolutional
-            Transformers; `pooler.attention_pool`, a Linear from `hidden_size` to 1, no bias). Not a `ViTConfig` field:
-            only `"cls"` models convert to `transformers`' ViT.
+            their average weighted by the softmax of a learned score of each (sequence pooling, from Compact
+            Convolutional Transformers; `pooler.attention_pool`, a Linear from `hidden_size` to 1, no bias). Not a
+            `ViTConfig` field: only `"cls"` models convert to `transformers`' ViT.
         position_embedding_type (`str`, defaults to `"learned"`): `"learned"`, one trained vector per position, as
             in `transformers`' ViT; or `"sincos"`, fixed 2-D sine-cosine positions of each patch's row and column
             (the MoCo v3 / MAE table, see `sincos_2d_position_embeddings`; no parameters, the CLS position is zero;
@@ -49,9 +49,13 @@ class SimpleViTConfig(PretrainedConfig):
         convolutional_tokenization (`bool`, defaults to `False`): the tokenizer of Compact Convolutional
             Transformers ("Escaping the Big Data Paradigm with Compact Transformers", Hassani et al. 2021): the
             tokens come from log2(`patch_size`) blocks of a 3x3 convolution, ReLU and a stride-2 max-pool
-            (`patch_embeddings.projection`; the blocks before the last have `hidden_size // 2` channels), which
+            (`patch_embeddings.projection`; the blocks before the last have `tokenizer_channels` channels), which
             give the same grid as the patches, from overlapping kernels. Needs `patch_size` a power of 2 (at
             least 2) and excludes `shifted_patch_tokenization`. Not a `ViTConfig` field.
+        tokenizer_channels (`int`, *optional*): the channels of the convolutional tokenizer's blocks before the
+            last (CCT uses 64 at every width); defaults to `hidden_size // 2`. Only with
+            `convolutional_tokenization` and a `patch_size` of at least 4 (patch 2 makes one block, with nothing
+            before the last).
         locality_self_attention (`bool`, defaults to `False`): Locality Self-Attention (same paper): no token
             attends to itself (the diagonal of the attention scores is masked), and each layer learns the scale
             of its scores (`attention.scaling`, starting at 1/sqrt(head_dim)) instead of fixing it, so attention
@@ -85,6 +89,7 @@ class SimpleViTConfig(PretrainedConfig):
         position_embedding_type="learned",
         shifted_patch_tokenization=False,
         convolutional_tokenization=False,
+        tokenizer_channels=None,
         locality_self_attention=False,
         final_layernorm=True,
         **kwargs,
@@ -149,6 +154,17 @@ class SimpleViTConfig(PretrainedConfig):
                 raise ValueError(
                     "convolutional_tokenization and shifted_patch_tokenization both make the tokens; choose one"
                 )
+        if tokenizer_channels is not None:
+            if not (isinstance(tokenizer_channels, int) and not isinstance(tokenizer_channels, bool)
+                    and tokenizer_channels > 0):
+                raise ValueError(f"tokenizer_channels must be a positive integer, got {tokenizer_channels!r}")
+            if not convolutional_tokenization:
+                raise ValueError("tokenizer_channels is for convolutional_tokenization=True; leave it unset without it")
+            if patch_size < 4:
+                raise ValueError(
+                    f"tokenizer_channels needs patch_size of at least 4, got {patch_size}: patch 2 makes a one-block "
+                    "tokenizer, with no channels before its last block"
+                )
         if not initializer_range > 0:
             raise ValueError(f"initializer_range must be positive, got {initializer_range!r}")
         if not layer_norm_eps > 0:
@@ -171,6 +187,7 @@ class SimpleViTConfig(PretrainedConfig):
         self.position_embedding_type = position_embedding_type
         self.shifted_patch_tokenization = shifted_patch_tokenization
         self.convolutional_tokenization = convolutional_tokenization
+        self.tokenizer_channels = tokenizer_channels
         self.locality_self_attention = locality_self_attention
         self.final_layernorm = final_layernorm
         super().__init__(**kwargs)

@@ -1,6 +1,7 @@
 """SimpleViTConfig: the tutorial defaults, validation of every field, and a faithful save/load round trip."""
 
 import json
+import re
 
 import pytest
 
@@ -155,6 +156,34 @@ def test_convolutional_tokenization_takes_powers_of_2_and_survives_a_round_trip(
     del saved["convolutional_tokenization"]
     (tmp_path / "config.json").write_text(json.dumps(saved))
     assert SimpleViTConfig.from_pretrained(tmp_path).convolutional_tokenization is False
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"tokenizer_channels": 0}, "tokenizer_channels must be a positive integer, got 0"),
+        ({"tokenizer_channels": 8.0}, "tokenizer_channels must be a positive integer, got 8.0"),
+        ({"tokenizer_channels": True}, "tokenizer_channels must be a positive integer, got True"),
+        ({"tokenizer_channels": 8, "convolutional_tokenization": False}, "tokenizer_channels is for "
+         "convolutional_tokenization=True"),
+        ({"tokenizer_channels": 8, "patch_size": 2}, "tokenizer_channels needs patch_size of at least 4, got 2"),
+    ],
+)
+def test_tokenizer_channels_are_checked(overrides, message):
+    settings = {"convolutional_tokenization": True, "patch_size": 4, **overrides}
+    with pytest.raises(ValueError, match=re.escape(message)):
+        SimpleViTConfig(**settings)
+
+
+def test_tokenizer_channels_default_to_unset_and_survive_a_round_trip(tmp_path):
+    assert SimpleViTConfig(convolutional_tokenization=True).tokenizer_channels is None  # hidden_size // 2
+    SimpleViTConfig(convolutional_tokenization=True, patch_size=8, tokenizer_channels=56).save_pretrained(tmp_path)
+    assert SimpleViTConfig.from_pretrained(tmp_path).tokenizer_channels == 56
+    # A config.json saved before the field existed means the default width.
+    saved = json.loads((tmp_path / "config.json").read_text())
+    del saved["tokenizer_channels"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    assert SimpleViTConfig.from_pretrained(tmp_path).tokenizer_channels is None
 
 
 def test_convolutional_and_shifted_patch_tokenization_exclude_each_other():

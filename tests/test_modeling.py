@@ -604,6 +604,20 @@ def test_convolutional_tokenization_has_one_block_per_halving(patch_size, widths
     assert hidden.shape == (2, (32 // patch_size) ** 2 + 1, 36)
 
 
+def test_tokenizer_channels_set_the_width_between_the_blocks(tmp_path):
+    # Patch 8: three blocks, 7 channels between them (not hidden 36 // 2 = 18); the last still gives hidden_size.
+    config = tiny_config(image_size=32, patch_size=8, convolutional_tokenization=True, tokenizer_channels=7)
+    model = classifier(config).eval()
+    convs = [layer for layer in model.vit.embeddings.patch_embeddings.projection if isinstance(layer, torch.nn.Conv2d)]
+    assert [tuple(conv.weight.shape) for conv in convs] == [(7, 3, 3, 3), (7, 7, 3, 3), (36, 7, 3, 3)]
+    assert convs[0].weight.std().item() == pytest.approx(math.sqrt(2 / 27), rel=0.2)  # He, as at the default width
+    x = pixels(config)
+    model.save_pretrained(tmp_path)
+    loaded = SimpleViTForImageClassification.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x).logits, model(x).logits, atol=1e-5, rtol=0)
+
+
 def test_convolutional_tokenization_trains_every_parameter_and_survives_save_and_load(tmp_path):
     config = conv_tokenizer_config(locality_self_attention=True, classifier_pooling="mean")
     model = classifier(config).train()

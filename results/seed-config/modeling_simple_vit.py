@@ -161,16 +161,17 @@ class SimpleViTConvolutionalPatchEmbeddings(SimpleViTPatchEmbeddings):
     log2(patch_size) blocks of a 3x3 convolution (no bias), ReLU and a 3x3 max-pool of stride 2, each halving the
     grid, so the tokens form the same (image_size / patch_size)^2 grid, in the same row-major order, as the patches
     would. Each 3x3 kernel overlaps its neighbours and is shared across the image: the locality and translation
-    equivariance a small dataset cannot teach attention alone. The blocks before the last have hidden_size // 2
-    channels: our choice, which equals CCT-2's 64 at its width 128 (CCT keeps 64 at every width; at width 48 that
-    would triple the tokenizer's parameters). The convolutions start from He (Kaiming) initialisation, as ReLU layers
-    need (SimpleViTPreTrainedModel._init_weights).
+    equivariance a small dataset cannot teach attention alone. The blocks before the last have `tokenizer_channels`
+    channels, by default hidden_size // 2: our choice, which equals CCT-2's 64 at its width 128 (CCT keeps 64 at
+    every width; at width 48 that would triple the tokenizer's parameters). The convolutions start from He (Kaiming)
+    initialisation, as ReLU layers need (SimpleViTPreTrainedModel._init_weights).
     """
 
     def build_projection(self, config: SimpleViTConfig, in_channels: int) -> nn.Module:
         # In place of the parent's patch-sized Conv2d; the parent's forward runs it and flattens the grid into tokens.
         num_blocks = config.patch_size.bit_length() - 1  # log2(patch_size): the config checks it is a power of 2
-        widths = [in_channels] + [max(1, config.hidden_size // 2)] * (num_blocks - 1) + [config.hidden_size]
+        channels = config.tokenizer_channels or max(1, config.hidden_size // 2)  # None: the default
+        widths = [in_channels] + [channels] * (num_blocks - 1) + [config.hidden_size]
         blocks = []
         for block_in, block_out in zip(widths[:-1], widths[1:]):
             conv = nn.Conv2d(block_in, block_out, kernel_size=3, padding=1, bias=False)  # same size out
