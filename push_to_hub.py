@@ -97,6 +97,9 @@ NON_VIT_OPTIONS = {
         "classifier reads the last layer's output directly",
     ),
 }
+# Fields that only size a part that a NON_VIT_OPTIONS option adds (field -> that option): they make no difference
+# of their own, since a model with the option off has no such part (the config refuses them there).
+NON_VIT_OPTION_SIZES = {"tokenizer_channels": "convolutional_tokenization"}
 # Hub datasets that a local folder is recognised as a copy of (see `dataset_source`): the folder names a copy
 # goes by, the class names in label-id order (the model's id2label, which training took from the dataset), and
 # the size of each split, to say "first 500 of 10,000" when only part of a split was evaluated.
@@ -402,8 +405,8 @@ def render_model_card(
         ],
     )
 
-    architecture = "\n".join(
-        f"| {name} | {config.get(key, default)} |"
+    rows = [
+        (name, config.get(key, default))
         for name, key, default in (
             ("Image size", "image_size", "?"),
             ("Patch size", "patch_size", "?"),
@@ -419,7 +422,15 @@ def render_model_card(
             ("Locality self-attention", "locality_self_attention", False),
             ("Final LayerNorm", "final_layernorm", True),
         )
-    )
+    ]
+    if config.get("convolutional_tokenization") and config.get("patch_size", 0) >= 4:
+        # Only a tokenizer of two blocks or more has a width between its convolutions; null means the default.
+        channels = config.get("tokenizer_channels")
+        hidden_size = config.get("hidden_size")
+        default = max(1, hidden_size // 2) if isinstance(hidden_size, int) else "?"
+        rows.insert(rows.index(("Convolutional tokenization", True)) + 1,
+                    ("Tokenizer channels", default if channels is None else channels))
+    architecture = "\n".join(f"| {name} | {value} |" for name, value in rows)
     differences = architecture_differences(config)
     if differences:
         relation = (

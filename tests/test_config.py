@@ -4,6 +4,7 @@ import json
 import re
 
 import pytest
+import torch
 
 from configuration_simple_vit import SimpleViTConfig
 
@@ -164,6 +165,8 @@ def test_convolutional_tokenization_takes_powers_of_2_and_survives_a_round_trip(
         ({"tokenizer_channels": 0}, "tokenizer_channels must be a positive integer, got 0"),
         ({"tokenizer_channels": 8.0}, "tokenizer_channels must be a positive integer, got 8.0"),
         ({"tokenizer_channels": True}, "tokenizer_channels must be a positive integer, got True"),
+        ({"tokenizer_channels": "64"}, "tokenizer_channels must be a positive integer, got '64'"),
+        ({"tokenizer_channels": -8}, "tokenizer_channels must be a positive integer, got -8"),
         ({"tokenizer_channels": 8, "convolutional_tokenization": False}, "tokenizer_channels is for "
          "convolutional_tokenization=True"),
         ({"tokenizer_channels": 8, "patch_size": 2}, "tokenizer_channels needs patch_size of at least 4, got 2"),
@@ -183,7 +186,14 @@ def test_tokenizer_channels_default_to_unset_and_survive_a_round_trip(tmp_path):
     saved = json.loads((tmp_path / "config.json").read_text())
     del saved["tokenizer_channels"]
     (tmp_path / "config.json").write_text(json.dumps(saved))
-    assert SimpleViTConfig.from_pretrained(tmp_path).tokenizer_channels is None
+    old = SimpleViTConfig.from_pretrained(tmp_path)
+    assert old.tokenizer_channels is None
+    # ... the width the tokenizer had before the field existed: hidden_size // 2 between its three convolutions.
+    from modeling_simple_vit import SimpleViTModel
+
+    projection = SimpleViTModel(old).embeddings.patch_embeddings.projection
+    widths = [layer.out_channels for layer in projection if isinstance(layer, torch.nn.Conv2d)]
+    assert widths == [old.hidden_size // 2, old.hidden_size // 2, old.hidden_size]
 
 
 def test_convolutional_and_shifted_patch_tokenization_exclude_each_other():

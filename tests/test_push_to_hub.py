@@ -178,6 +178,22 @@ def test_model_card_for_a_local_dataset_folder():
     assert "| Convolutional tokenization | True |" in conv_card.text
 
 
+@pytest.mark.parametrize("tokenizer_channels", [None, 7])
+def test_card_gives_the_convolutional_tokenizer_s_width_as_the_model_builds_it(tokenizer_channels):
+    from configuration_simple_vit import SimpleViTConfig
+    from modeling_simple_vit import SimpleViTForImageClassification
+
+    config = SimpleViTConfig(image_size=32, patch_size=4, hidden_size=36, num_attention_heads=6,
+                             convolutional_tokenization=True, tokenizer_channels=tokenizer_channels)
+    first = SimpleViTForImageClassification(config).vit.embeddings.patch_embeddings.projection[0]
+    card = push_to_hub.render_model_card("me/model", config.to_dict(), cifar_metrics())
+    assert f"| Convolutional tokenization | True |\n| Tokenizer channels | {first.out_channels} |" in card.text
+    # Patch 2 makes a one-block tokenizer, with no width between convolutions; no tokenizer, no row either.
+    for other in ({"patch_size": 2, "tokenizer_channels": None}, {"convolutional_tokenization": False}):
+        card = push_to_hub.render_model_card("me/model", {**config.to_dict(), **other}, cifar_metrics())
+        assert "Tokenizer channels" not in card.text
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The card tells the truth: architecture, dataset, and the images behind the accuracy
 # ---------------------------------------------------------------------------------------------------------------
@@ -269,7 +285,9 @@ def test_every_config_field_vit_lacks_is_described_by_the_card():
     from configuration_simple_vit import SimpleViTConfig
 
     simple_vit_only = set(SimpleViTConfig().to_dict()) - set(ViTConfig().to_dict())
-    assert simple_vit_only == set(push_to_hub.NON_VIT_OPTIONS) == {option for option, _, _ in NON_VIT_CASES.values()}
+    options = {option for option, _, _ in NON_VIT_CASES.values()}
+    assert simple_vit_only == set(push_to_hub.NON_VIT_OPTIONS) | set(push_to_hub.NON_VIT_OPTION_SIZES)
+    assert set(push_to_hub.NON_VIT_OPTIONS) == options >= set(push_to_hub.NON_VIT_OPTION_SIZES.values())
     defaults = SimpleViTConfig().to_dict()
     assert all(defaults[key] == vit_value for key, (vit_value, _) in push_to_hub.NON_VIT_OPTIONS.items())
     # A field with several non-ViT values describes each of them.

@@ -170,7 +170,9 @@ class SimpleViTConvolutionalPatchEmbeddings(SimpleViTPatchEmbeddings):
     def build_projection(self, config: SimpleViTConfig, in_channels: int) -> nn.Module:
         # In place of the parent's patch-sized Conv2d; the parent's forward runs it and flattens the grid into tokens.
         num_blocks = config.patch_size.bit_length() - 1  # log2(patch_size): the config checks it is a power of 2
-        channels = config.tokenizer_channels or max(1, config.hidden_size // 2)  # None: the default
+        channels = config.tokenizer_channels
+        if channels is None:  # the default
+            channels = max(1, config.hidden_size // 2)
         widths = [in_channels] + [channels] * (num_blocks - 1) + [config.hidden_size]
         blocks = []
         for block_in, block_out in zip(widths[:-1], widths[1:]):

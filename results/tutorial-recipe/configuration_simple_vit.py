@@ -52,8 +52,8 @@ class SimpleViTConfig(PretrainedConfig):
             (`patch_embeddings.projection`; the blocks before the last have `tokenizer_channels` channels), which
             give the same grid as the patches, from overlapping kernels. Needs `patch_size` a power of 2 (at
             least 2) and excludes `shifted_patch_tokenization`. Not a `ViTConfig` field.
-        tokenizer_channels (`int`, *optional*): the channels of the convolutional tokenizer's blocks before the
-            last (CCT uses 64 at every width); defaults to `hidden_size // 2`. Only with
+        tokenizer_channels (`int`, defaults to `None`): the channels of the convolutional tokenizer's blocks
+            before the last (CCT uses 64 at every width); `None` means `max(1, hidden_size // 2)`. Only with
             `convolutional_tokenization` and a `patch_size` of at least 4 (patch 2 makes one block, with nothing
             before the last).
         locality_self_attention (`bool`, defaults to `False`): Locality Self-Attention (same paper): no token
@@ -155,8 +155,8 @@ class SimpleViTConfig(PretrainedConfig):
                     "convolutional_tokenization and shifted_patch_tokenization both make the tokens; choose one"
                 )
         if tokenizer_channels is not None:
-            if not (isinstance(tokenizer_channels, int) and not isinstance(tokenizer_channels, bool)
-                    and tokenizer_channels > 0):
+            channels = tokenizer_channels
+            if not isinstance(channels, int) or isinstance(channels, bool) or channels < 1:  # as for the sizes
                 raise ValueError(f"tokenizer_channels must be a positive integer, got {tokenizer_channels!r}")
             if not convolutional_tokenization:
                 raise ValueError("tokenizer_channels is for convolutional_tokenization=True; leave it unset without it")
