@@ -387,6 +387,7 @@ CONV_RUN, IMPROVED_100_RUNS = "improved-100-conv-tokenizer", ("improved-40-spt-l
                                                               "improved-100-seed-43")
 CONV_SEED_43 = "conv-tokenizer-100-seed-43"
 SEQUENCE_POOLING_RUN = "conv-tokenizer-100-sequence-pooling"
+WIDE_TOKENIZER_RUN = "conv-tokenizer-100-56-channels-partial"  # stopped early by a session's time limit
 
 
 def conv_tokenizer_sentences():
@@ -519,6 +520,49 @@ def test_sequence_pooling_figures_match_the_run_and_both_conv_tokenizer_seeds():
     assert (f"The sequence-pooling run ran on such a box with 2 threads, alone but for test runs, the full suite once "
             f"(median {statistics.median(seconds):.0f} s, up to {max(seconds):.0f} s: "
             f"{statistics.median(seconds) / conv_seconds:.2f}x the conv-tokenizer-100 run's median).") in text
+
+
+def wide_tokenizer_sentences():
+    """The "Runs stopped early" sentences on the conv-tokenizer-100 preset with 56 tokenizer channels, stopped before
+    its epoch 100: where it stood at the epoch it reached and over the 20 before, against the preset's two seeds at
+    the same epochs, and what those seeds still gained from there to their end (its cosine has as far to go)."""
+    run, *mean = metrics_of(WIDE_TOKENIZER_RUN, CONV_RUN, CONV_SEED_43)
+    reached = run["epoch"][-1]
+    accuracy = [100 * x for x in run["eval_accuracy"]]
+    others = [[100 * x for x in other["eval_accuracy"]] for other in mean]
+    there = [other[reached - 1] for other in others]
+    window = (f"{statistics.mean(accuracy[-20:]):.2f}%", *(f"{statistics.mean(other[reached - 20:reached]):.2f}%"
+                                                         for other in others))
+    above = sum(x > max(a, b) for x, a, b in zip(accuracy, *others))
+    below = sum(x < min(a, b) for x, a, b in zip(accuracy, *others))
+    gains = " and ".join(f"{other[-1] - at:.2f}" for other, at in zip(others, there))
+    return (f"At epoch {reached} it had **{accuracy[-1]:.2f}%** against {there[0]:.2f}% and {there[1]:.2f}% for the "
+            f"preset's seeds 42 and 43 at that epoch; over epochs {reached - 19}-{reached} it averaged {window[0]} "
+            f"against their {window[1]} and {window[2]}, and it was above both seeds at {above} of its {reached} "
+            f"epochs and below both at {below}. From epoch {reached} to their end the preset's seeds gained a further "
+            f"{gains} points.")
+
+
+def test_wide_tokenizer_partial_figures_match_the_run_and_both_conv_tokenizer_seeds():
+    # Runs stopped early: the conv-tokenizer-100 preset's command with the 56-channel model config, stopped by a
+    # session's time limit, against the preset's two seeds at the same epochs; its epoch times.
+    run, conv = metrics_of(WIDE_TOKENIZER_RUN, CONV_RUN)
+    reached = run["epoch"][-1]
+    assert run["epoch"] == list(range(1, reached + 1)) and 20 <= reached < run["args"]["epochs"] == 100
+    assert (run["args"]["recipe"], run["args"]["seed"]) == ("conv-tokenizer-100", 42)
+    assert run["args"]["model_config"] == "configs/six-layers-mean-pooling-conv-tokenizer-56-channels-lsa.json"
+    overrides = json.loads((ROOT / run["args"]["model_config"]).read_text())
+    assert overrides["tokenizer_channels"] == 56
+    config = json.loads((ROOT / "results" / CONV_RUN / "config.json").read_text())
+    assert config.get("tokenizer_channels") is None and config["hidden_size"] // 2 < 56  # the preset's is narrower
+    text = " ".join(LOG.split())
+    assert (f"({run['num_parameters']:,} parameters, {run['num_parameters'] - conv['num_parameters']:,} more than the "
+            f"preset's {conv['num_parameters']:,}: the two convolutions' wider weights)") in text
+    assert wide_tokenizer_sentences() in text
+    seconds = run["epoch_seconds"]
+    assert (f"(median epoch {statistics.median(seconds):.0f} s, up to {max(seconds):.0f} s: "
+            f"{statistics.median(seconds) / statistics.median(conv['epoch_seconds']):.2f}x the conv-tokenizer-100 "
+            f"run's median; {sum(seconds) / 3600:.2f} h for the {reached} epochs)") in text
 
 
 def test_spt_lsa_figures_match_the_run_and_the_78_09_run():
