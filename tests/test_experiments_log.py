@@ -470,6 +470,13 @@ def test_conv_tokenizer_second_seed_figures_match_both_runs():
             f"(median {statistics.median(seconds):.0f} s, up to {max(seconds):.0f} s).") in text
 
 
+def epochs_above_and_below(accuracy, others):
+    """How many epochs a run's accuracy was above both other runs' at the same epoch, and how many below both (up to
+    the shortest run's last epoch)."""
+    return (sum(x > max(a, b) for x, a, b in zip(accuracy, *others)),
+            sum(x < min(a, b) for x, a, b in zip(accuracy, *others)))
+
+
 def sequence_pooling_sentences():
     """The Findings sentences on the conv-tokenizer-100 preset with sequence pooling in place of mean pooling: its end
     and best against the preset's two seeds and their spread, epoch by epoch, when it first reached 80% and 86%, and
@@ -485,8 +492,7 @@ def sequence_pooling_sentences():
                  f"spread")
     else:
         where = "below both" if final < min(ends) else "between them"
-    above = sum(x > max(a, b) for x, a, b in zip(accuracy, *others))
-    below = sum(x < min(a, b) for x, a, b in zip(accuracy, *others))
+    above, below = epochs_above_and_below(accuracy, others)
     first = {goal: next((epoch for epoch, x in enumerate(accuracy, 1) if x >= goal), None) for goal in (80, 86)}
     reached = (f"it first reached 80% at epoch {first[80]} and 86% at epoch {first[86]}" if first[86] else
                f"it first reached 80% at epoch {first[80]} and did not reach 86%" if first[80] else
@@ -533,8 +539,7 @@ def wide_tokenizer_sentences():
     there = [other[reached - 1] for other in others]
     window = (f"{statistics.mean(accuracy[-20:]):.2f}%", *(f"{statistics.mean(other[reached - 20:reached]):.2f}%"
                                                          for other in others))
-    above = sum(x > max(a, b) for x, a, b in zip(accuracy, *others))
-    below = sum(x < min(a, b) for x, a, b in zip(accuracy, *others))
+    above, below = epochs_above_and_below(accuracy, others)
     gains = " and ".join(f"{other[-1] - at:.2f}" for other, at in zip(others, there))
     return (f"At epoch {reached} it had **{accuracy[-1]:.2f}%** against {there[0]:.2f}% and {there[1]:.2f}% for the "
             f"preset's seeds 42 and 43 at that epoch; over epochs {reached - 19}-{reached} it averaged {window[0]} "
@@ -555,6 +560,11 @@ def test_wide_tokenizer_partial_figures_match_the_run_and_both_conv_tokenizer_se
     assert overrides["tokenizer_channels"] == 56
     config = json.loads((ROOT / "results" / CONV_RUN / "config.json").read_text())
     assert config.get("tokenizer_channels") is None and config["hidden_size"] // 2 < 56  # the preset's is narrower
+    # The extra parameters are the two bias-free 3x3 convolutions' weights at the wider width (image channels in,
+    # hidden_size out), nothing else.
+    width = config["hidden_size"] // 2
+    assert run["num_parameters"] - conv["num_parameters"] == 3 * 3 * (56 - width) * (
+        config["num_channels"] + config["hidden_size"])
     text = " ".join(LOG.split())
     assert (f"({run['num_parameters']:,} parameters, {run['num_parameters'] - conv['num_parameters']:,} more than the "
             f"preset's {conv['num_parameters']:,}: the two convolutions' wider weights)") in text
