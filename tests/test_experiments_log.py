@@ -388,6 +388,7 @@ CONV_RUN, IMPROVED_100_RUNS = "improved-100-conv-tokenizer", ("improved-40-spt-l
 CONV_SEED_43 = "conv-tokenizer-100-seed-43"
 SEQUENCE_POOLING_RUN = "conv-tokenizer-100-sequence-pooling"
 WIDE_TOKENIZER_RUN = "conv-tokenizer-100-56-channels"
+BATCH_32_RUN = "conv-tokenizer-100-batch-32-partial"  # stopped early by a session's time limit
 # Runs of the conv-tokenizer-100 preset's command with another model config: what changed, and its Findings bullet.
 CONV_VARIANTS = {SEQUENCE_POOLING_RUN: ("with sequence pooling in place of its mean pooling", "Sequence pooling"),
                  WIDE_TOKENIZER_RUN: ("with 56 tokenizer channels", "56 tokenizer channels")}
@@ -566,6 +567,48 @@ def test_wide_tokenizer_figures_match_the_run_and_both_conv_tokenizer_seeds():
             f"({parts[0]}), epochs {stop + 1}-100 in the next session, also alone but for test runs ({parts[1]}); "
             f"its median epoch {statistics.median(seconds) / conv_seconds:.2f}x the conv-tokenizer-100 run's.") in text
     assert f"| {sum(seconds) / 3600:.2f} h | CPU, see below | `results/{WIDE_TOKENIZER_RUN}/` |" in text
+
+
+def batch_32_sentences():
+    """The "Runs stopped early" sentences on the conv-tokenizer-100 preset's command at batch 32, stopped before its
+    epoch 100: where it stood at the epoch it reached and over the 20 before, against the preset's two seeds at the
+    same epochs, and what those seeds still gained from there to their end (its cosine has as far to go)."""
+    run, *preset = metrics_of(BATCH_32_RUN, CONV_RUN, CONV_SEED_43)
+    reached = run["epoch"][-1]
+    accuracy, *others = ([100 * x for x in m["eval_accuracy"]] for m in (run, *preset))
+    there = [other[reached - 1] for other in others]
+
+    def window(values):  # the mean over the last 20 epochs it reached
+        return f"{statistics.mean(values[reached - 20:reached]):.2f}%"
+
+    above, below = epochs_above_and_below(accuracy, others)
+    gains = " and ".join(f"{other[-1] - at:.2f}" for other, at in zip(others, there))
+    return (f"At epoch {reached} it had **{accuracy[-1]:.2f}%** against {there[0]:.2f}% and {there[1]:.2f}% for the "
+            f"preset's seeds 42 and 43 at that epoch; over epochs {reached - 19}-{reached} it averaged "
+            f"{window(accuracy)} against their {window(others[0])} and {window(others[1])}, and it was above both "
+            f"seeds at {above} of its {reached} epochs and below both at {below}. From epoch {reached} to their end "
+            f"the preset's seeds gained a further {gains} points.")
+
+
+def test_batch_32_partial_figures_match_the_run_and_both_conv_tokenizer_seeds():
+    # Runs stopped early: the conv-tokenizer-100 preset's command at batch 32 (one change: twice the steps at the same
+    # peak LR), stopped by a session's time limit, against the preset's two seeds at the same epochs; its epoch times.
+    run, seed_43 = metrics_of(BATCH_32_RUN, CONV_SEED_43)
+    reached = run["epoch"][-1]
+    assert run["epoch"] == list(range(1, reached + 1)) and 20 <= reached < run["args"]["epochs"] == 100
+    assert (run["args"]["seed"], run["args"]["batch_size"], seed_43["args"]["batch_size"]) == (42, 32, 64)
+    where = {"seed", "batch_size", "output_dir", "resume_from_checkpoint", "save_total_limit"}  # the rest: the preset's
+    assert {k: v for k, v in run["args"].items() if k not in where} == {
+        k: v for k, v in seed_43["args"].items() if k not in where}
+    assert run["num_parameters"] == seed_43["num_parameters"]
+    text = " ".join(LOG.split())
+    assert batch_32_sentences() in text
+    first, halved = (100 * m["eval_accuracy"][-1] for m in metrics_of("improved-20", "improved-20-batch-32"))
+    assert f"at 20 epochs the same change gave improved-20's first version {halved - first:.2f} points" in text
+    seconds, preset = run["epoch_seconds"], statistics.median(metrics_of(CONV_RUN)[0]["epoch_seconds"])
+    assert (f"(median epoch {statistics.median(seconds):.0f} s, up to {max(seconds):.0f} s: "
+            f"{statistics.median(seconds) / preset:.2f}x the conv-tokenizer-100 run's median; "
+            f"{sum(seconds) / 3600:.2f} h for the {reached} epochs)") in text
 
 
 def test_spt_lsa_figures_match_the_run_and_the_78_09_run():
