@@ -234,6 +234,34 @@ def test_results_table_has_rows():
     assert len(results_rows()) >= 3
 
 
+def test_results_table_states_the_range_of_changed_models_sizes():
+    # The Runs table's preamble: the smallest and largest model among the rows that change the tutorial's model (its
+    # 119,194 parameters, or 119,098 without the final LayerNorm), within the issue's budget.
+    sizes = {json.loads((ROOT / folder / "metrics.json").read_text())["num_parameters"]
+             for folder, _ in results_table_rows()}
+    changed = sorted(sizes - {119_194, 119_098})
+    assert changed[-1] <= 200_000
+    assert (f"The rows that change the model name its parameter count ({changed[0]:,} to {changed[-1]:,}; all within "
+            f"the issue's 0.2M budget)") in " ".join(LOG.split())
+
+
+def moved_runs():
+    """(folder, output_dir) for each Runs-table row whose run wrote to another folder than the one the row names."""
+    recorded = [(folder, json.loads((ROOT / folder / "metrics.json").read_text())["args"]["output_dir"])
+                for folder, _ in results_table_rows()]
+    return [(folder, written) for folder, written in recorded if written.rstrip("/") != folder]
+
+
+@pytest.mark.parametrize("folder, written", moved_runs(), ids=[folder for folder, _ in moved_runs()])
+def test_results_table_runs_written_elsewhere_say_where(folder, written):
+    # The Commands quote each run's --output-dir as the folder it is in now; a run written elsewhere and moved must
+    # say where, by the folder its metrics.json records (in full or by name) or, for the runs/ folders of a
+    # machine's scratch space, as a run that wrote to `runs/`.
+    text = " ".join(LOG.split())
+    assert (f"`{written}`" in text or f"`{Path(written).name}`" in text
+            or (written.startswith("runs/") and "wrote to `runs/`" in text))
+
+
 @pytest.mark.parametrize("folder", [row[0] for row in results_rows()])
 def test_results_table_row_has_a_command(folder):
     # tests/test_results.py checks each listed command against the arguments its run recorded.
@@ -393,11 +421,13 @@ CONV_SEED_43 = "conv-tokenizer-100-seed-43"
 SEQUENCE_POOLING_RUN = "conv-tokenizer-100-sequence-pooling"
 WIDE_TOKENIZER_RUN = "conv-tokenizer-100-56-channels"
 BATCH_32_RUN = "conv-tokenizer-100-batch-32"
+BATCH_128_RUN = "conv-tokenizer-100-batch-128"
 # Runs of the conv-tokenizer-100 preset's command with one change (a model config, or the batch size): what changed,
 # and its Findings bullet.
 CONV_VARIANTS = {SEQUENCE_POOLING_RUN: ("with sequence pooling in place of its mean pooling", "Sequence pooling"),
                  WIDE_TOKENIZER_RUN: ("with 56 tokenizer channels", "56 tokenizer channels"),
-                 BATCH_32_RUN: ("at batch 32", "Batch 32")}
+                 BATCH_32_RUN: ("at batch 32", "Batch 32"),
+                 BATCH_128_RUN: ("at batch 128", "Batch 128")}
 
 
 def conv_tokenizer_sentences():
@@ -593,16 +623,24 @@ def test_wide_tokenizer_figures_match_the_run_and_both_conv_tokenizer_seeds():
             "keeps `hidden_size // 2` channels.") in text
 
 
+def preset_batch_variant(name, batch_size):
+    """A run of the conv-tokenizer-100 preset's command at another batch size, checked to change nothing else (seed 42,
+    the preset's model); its metrics and the preset's two seeds'."""
+    run, *preset = metrics_of(name, CONV_RUN, CONV_SEED_43)
+    seed_43 = preset[1]
+    assert (run["args"]["seed"], run["args"]["batch_size"], seed_43["args"]["batch_size"]) == (42, batch_size, 64)
+    where = {"seed", "batch_size", "output_dir", "resume_from_checkpoint", "save_total_limit"}  # the rest: the preset's
+    assert {k: v for k, v in run["args"].items() if k not in where} == {
+        k: v for k, v in seed_43["args"].items() if k not in where}
+    assert run["num_parameters"] == seed_43["num_parameters"] and run["epoch"] == list(range(1, 101))
+    return run, preset
+
+
 def test_batch_32_figures_match_the_run_and_both_conv_tokenizer_seeds():
     # Findings: the conv-tokenizer-100 preset's command at batch 32 (one change: twice the steps at the same peak LR)
     # against the preset's two seeds; the goals bullet (test_conv_tokenizer_figures_...); "Machine and timing", its
     # Runs row and Commands: the two sessions it ran in (stopped by the first's time limit, resumed in the next).
-    run, seed_43 = metrics_of(BATCH_32_RUN, CONV_SEED_43)
-    assert (run["args"]["seed"], run["args"]["batch_size"], seed_43["args"]["batch_size"]) == (42, 32, 64)
-    where = {"seed", "batch_size", "output_dir", "resume_from_checkpoint", "save_total_limit"}  # the rest: the preset's
-    assert {k: v for k, v in run["args"].items() if k not in where} == {
-        k: v for k, v in seed_43["args"].items() if k not in where}
-    assert run["num_parameters"] == seed_43["num_parameters"]
+    run, preset = preset_batch_variant(BATCH_32_RUN, 32)
     text = " ".join(LOG.split())
     assert conv_variant_sentences(BATCH_32_RUN) in text
     first, halved = (100 * m["eval_accuracy"][-1] for m in metrics_of("improved-20", "improved-20-batch-32"))
@@ -611,7 +649,6 @@ def test_batch_32_figures_match_the_run_and_both_conv_tokenizer_seeds():
         assert sentence in text
     # The bullet's verdict, which the figures must bear out: below both seeds by more than their spread, a higher
     # training loss than either, slower epochs.
-    preset = metrics_of(CONV_RUN, CONV_SEED_43)
     ends = [100 * m["eval_accuracy"][-1] for m in preset]
     assert min(ends) - 100 * run["eval_accuracy"][-1] > abs(ends[0] - ends[1])
     assert run["train_loss"][-1] > max(m["train_loss"][-1] for m in preset)
@@ -620,6 +657,47 @@ def test_batch_32_figures_match_the_run_and_both_conv_tokenizer_seeds():
             "noisier steps fitted the augmented images worse, not better) and slower epochs (\"Machine and timing\"): "
             "the gain twice the steps gave at 20 epochs does not carry over to 100, and the preset keeps batch "
             "64.") in text
+
+
+def test_batch_128_figures_match_the_run_and_both_conv_tokenizer_seeds():
+    # Findings: the conv-tokenizer-100 preset's command at batch 128 (one change: half the steps at the same peak LR)
+    # against the preset's two seeds; the goals bullet (test_conv_tokenizer_figures_...); "Machine and timing" and
+    # Commands: its epoch times, and the folder it was launched into (to be stopped at a session's end; it finished).
+    run, preset = preset_batch_variant(BATCH_128_RUN, 128)
+    assert run["args"]["output_dir"] == f"results/{BATCH_128_RUN}-partial" and not run["args"]["resume_from_checkpoint"]
+    text = " ".join(LOG.split())
+    assert conv_variant_sentences(BATCH_128_RUN) in text
+    halved, *_ = metrics_of(BATCH_32_RUN)
+    assert (f"the batch-32 run ended with a higher training loss than both seeds ({halved['train_loss'][-1]:.2f}), "
+            f"so fewer, less noisy steps might fit the augmented images better") in text
+    seconds = run["epoch_seconds"]
+    ratio = statistics.median(seconds) / statistics.median(preset[0]["epoch_seconds"])
+    assert (f"The batch-128 run ran on such a box with 2 threads, alone but for test runs (median "
+            f"{statistics.median(seconds):.0f} s, up to {max(seconds):.0f} s; its median epoch {ratio:.2f}x the "
+            f"conv-tokenizer-100 run's).") in text
+    assert f"| {sum(seconds) / 3600:.2f} h | CPU, see below | `results/{BATCH_128_RUN}/` |" in text
+    assert halved["train_loss"][-1] > max(m["train_loss"][-1] for m in preset)
+    # Its course: ahead over epochs 51-80, behind for good from some epoch on, and what each gained from epoch 80 on.
+    accuracy, *others = ([100 * x for x in m["eval_accuracy"]] for m in (run, *preset))
+    middle = list(zip(accuracy, *others))[50:80]
+    ahead = sum(x > max(a, b) for x, a, b in middle)
+    behind_from = 1 + max(epoch for epoch, (x, a, b) in enumerate(zip(accuracy, *others), 1) if x >= min(a, b))
+    gains = [values[99] - values[79] for values in (accuracy, *others)]
+    assert (f"Over epochs 51-80 it averaged {statistics.mean(accuracy[50:80]):.2f}% against the seeds' "
+            f"{statistics.mean(others[0][50:80]):.2f}% and {statistics.mean(others[1][50:80]):.2f}% (above both at "
+            f"{ahead} of those 30 epochs), and it was below both at every epoch from {behind_from} on: from epoch 80 to "
+            f"100, the cosine's low-LR end, it gained {gains[0]:.2f} points and the seeds {gains[1]:.2f} and "
+            f"{gains[2]:.2f}.") in text
+    # The bullet's verdict, which the figures must bear out: below both seeds by more than their spread, ahead while
+    # the LR was high and gaining less as it decayed, the same training loss (to 0.01), faster epochs.
+    ends = [other[-1] for other in others]
+    spread, short = abs(ends[0] - ends[1]), min(ends) - accuracy[-1]
+    assert short > spread and ahead > 15 and gains[0] < min(gains[1:]) and behind_from > 80
+    assert all(abs(run["train_loss"][-1] - m["train_loss"][-1]) < 0.01 for m in preset) and ratio < 1
+    assert (f"One seed so far; it ended below both seeds, {short - spread:.2f} points further than their "
+            f"{spread:.2f}-point spread, with the same training loss: half the steps led while the LR was high and "
+            f"fell behind as it decayed, and the preset keeps batch 64 (though its epochs are faster, \"Machine and "
+            f"timing\").") in text
 
 
 TRIVIALAUGMENT_SEED_43_RUN = "improved-trivialaugment-seed-43"
