@@ -667,7 +667,9 @@ def test_batch_128_figures_match_the_run_and_both_conv_tokenizer_seeds():
     assert run["args"]["output_dir"] == f"results/{BATCH_128_RUN}-partial" and not run["args"]["resume_from_checkpoint"]
     text = " ".join(LOG.split())
     assert conv_variant_sentences(BATCH_128_RUN) in text
+    # Why it was tried: the batch-32 run's final training loss, above both seeds'.
     halved, *_ = metrics_of(BATCH_32_RUN)
+    assert halved["train_loss"][-1] > max(m["train_loss"][-1] for m in preset)
     assert (f"the batch-32 run ended with a higher training loss than both seeds ({halved['train_loss'][-1]:.2f}), "
             f"so fewer, less noisy steps might fit the augmented images better") in text
     seconds = run["epoch_seconds"]
@@ -676,7 +678,6 @@ def test_batch_128_figures_match_the_run_and_both_conv_tokenizer_seeds():
             f"{statistics.median(seconds):.0f} s, up to {max(seconds):.0f} s; its median epoch {ratio:.2f}x the "
             f"conv-tokenizer-100 run's).") in text
     assert f"| {sum(seconds) / 3600:.2f} h | CPU, see below | `results/{BATCH_128_RUN}/` |" in text
-    assert halved["train_loss"][-1] > max(m["train_loss"][-1] for m in preset)
     # Its course: ahead over epochs 51-80, behind for good from some epoch on, and what each gained from epoch 80 on.
     accuracy, *others = ([100 * x for x in m["eval_accuracy"]] for m in (run, *preset))
     middle = list(zip(accuracy, *others))[50:80]
