@@ -701,6 +701,54 @@ def test_batch_128_figures_match_the_run_and_both_conv_tokenizer_seeds():
             f"timing\").") in text
 
 
+LR_5E_3_RUN = "conv-tokenizer-100-lr-5e-3-partial"  # stopped early by a session's time limit
+
+
+def stopped_variant_sentences(name):
+    """The "Runs stopped early" sentences on a run of the conv-tokenizer-100 preset's command with one change, stopped
+    before its epoch 100: where it stood at the epoch it reached and over the 20 before, against the preset's two
+    seeds at the same epochs, and what those seeds still gained from there to their end (its cosine has as far to
+    go)."""
+    run, *preset = metrics_of(name, CONV_RUN, CONV_SEED_43)
+    reached = run["epoch"][-1]
+    accuracy, *others = ([100 * x for x in m["eval_accuracy"]] for m in (run, *preset))
+    there = [other[reached - 1] for other in others]
+
+    def window(values):  # the mean over the last 20 epochs it reached
+        return f"{statistics.mean(values[reached - 20:reached]):.2f}%"
+
+    above, below = epochs_above_and_below(accuracy, others)
+    gains = " and ".join(f"{other[-1] - at:.2f}" for other, at in zip(others, there))
+    return (f"At epoch {reached} it had **{accuracy[-1]:.2f}%** against {there[0]:.2f}% and {there[1]:.2f}% for the "
+            f"preset's seeds 42 and 43 at that epoch; over epochs {reached - 19}-{reached} it averaged "
+            f"{window(accuracy)} against their {window(others[0])} and {window(others[1])}, and it was above both "
+            f"seeds at {above} of its {reached} epochs and below both at {below}. From epoch {reached} to their end "
+            f"the preset's seeds gained a further {gains} points.")
+
+
+def test_lr_5e_3_partial_figures_match_the_run_and_both_conv_tokenizer_seeds():
+    # Runs stopped early: the conv-tokenizer-100 preset's command at peak LR 5e-3 (one change), stopped by a session's
+    # time limit, against the preset's two seeds at the same epochs; the same change at 40 epochs; its epoch times.
+    run, conv, seed_43 = metrics_of(LR_5E_3_RUN, CONV_RUN, CONV_SEED_43)
+    reached = run["epoch"][-1]
+    assert run["epoch"] == list(range(1, reached + 1)) and 20 <= reached < run["args"]["epochs"] == 100
+    assert (run["args"]["seed"], run["args"]["lr"], seed_43["args"]["lr"]) == (42, 5e-3, 4e-3)
+    where = {"seed", "lr", "output_dir", "resume_from_checkpoint", "save_total_limit"}  # the rest: the preset's
+    assert {k: v for k, v in run["args"].items() if k not in where} == {
+        k: v for k, v in seed_43["args"].items() if k not in where}
+    assert run["num_parameters"] == seed_43["num_parameters"]
+    text = " ".join(LOG.split())
+    assert stopped_variant_sentences(LR_5E_3_RUN) in text
+    at_40 = [100 * m["eval_accuracy"][-1] for m in metrics_of(
+        "improved-40-lr-4e-3", "improved-40-lr-5e-3", "improved-40-lr-4e-3-seed-43", "improved-40-lr-5e-3-seed-43")]
+    assert (f"at 40 epochs the same change gave the improved-40 preset {at_40[1] - at_40[0]:+.2f} points with seed 42 "
+            f"and {at_40[3] - at_40[2]:+.2f} with seed 43") in text
+    seconds = run["epoch_seconds"]
+    assert (f"(median epoch {statistics.median(seconds):.0f} s, up to {max(seconds):.0f} s: "
+            f"{statistics.median(seconds) / statistics.median(conv['epoch_seconds']):.2f}x the conv-tokenizer-100 "
+            f"run's median; {sum(seconds) / 3600:.2f} h for the {reached} epochs)") in text
+
+
 TRIVIALAUGMENT_SEED_43_RUN = "improved-trivialaugment-seed-43"
 
 
