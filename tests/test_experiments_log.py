@@ -623,16 +623,17 @@ def test_wide_tokenizer_figures_match_the_run_and_both_conv_tokenizer_seeds():
             "keeps `hidden_size // 2` channels.") in text
 
 
-def preset_batch_variant(name, batch_size):
-    """A run of the conv-tokenizer-100 preset's command at another batch size, checked to change nothing else (seed 42,
-    the preset's model); its metrics and the preset's two seeds'."""
+def preset_variant(name, key, value, preset_value):
+    """A run of the conv-tokenizer-100 preset's command with one change, its argument `key` at `value` instead of the
+    preset's `preset_value`, checked to change nothing else (seed 42, the preset's model); its metrics and the
+    preset's two seeds'."""
     run, *preset = metrics_of(name, CONV_RUN, CONV_SEED_43)
     seed_43 = preset[1]
-    assert (run["args"]["seed"], run["args"]["batch_size"], seed_43["args"]["batch_size"]) == (42, batch_size, 64)
-    where = {"seed", "batch_size", "output_dir", "resume_from_checkpoint", "save_total_limit"}  # the rest: the preset's
+    assert (run["args"]["seed"], run["args"][key], seed_43["args"][key]) == (42, value, preset_value)
+    where = {"seed", key, "output_dir", "resume_from_checkpoint", "save_total_limit"}  # the rest: the preset's
     assert {k: v for k, v in run["args"].items() if k not in where} == {
         k: v for k, v in seed_43["args"].items() if k not in where}
-    assert run["num_parameters"] == seed_43["num_parameters"] and run["epoch"] == list(range(1, 101))
+    assert run["num_parameters"] == seed_43["num_parameters"]
     return run, preset
 
 
@@ -640,7 +641,7 @@ def test_batch_32_figures_match_the_run_and_both_conv_tokenizer_seeds():
     # Findings: the conv-tokenizer-100 preset's command at batch 32 (one change: twice the steps at the same peak LR)
     # against the preset's two seeds; the goals bullet (test_conv_tokenizer_figures_...); "Machine and timing", its
     # Runs row and Commands: the two sessions it ran in (stopped by the first's time limit, resumed in the next).
-    run, preset = preset_batch_variant(BATCH_32_RUN, 32)
+    run, preset = preset_variant(BATCH_32_RUN, "batch_size", 32, 64)
     text = " ".join(LOG.split())
     assert conv_variant_sentences(BATCH_32_RUN) in text
     first, halved = (100 * m["eval_accuracy"][-1] for m in metrics_of("improved-20", "improved-20-batch-32"))
@@ -663,7 +664,8 @@ def test_batch_128_figures_match_the_run_and_both_conv_tokenizer_seeds():
     # Findings: the conv-tokenizer-100 preset's command at batch 128 (one change: half the steps at the same peak LR)
     # against the preset's two seeds; the goals bullet (test_conv_tokenizer_figures_...); "Machine and timing" and
     # Commands: its epoch times, and the folder it was launched into (to be stopped at a session's end; it finished).
-    run, preset = preset_batch_variant(BATCH_128_RUN, 128)
+    run, preset = preset_variant(BATCH_128_RUN, "batch_size", 128, 64)
+    assert run["epoch"] == list(range(1, 101))
     assert run["args"]["output_dir"] == f"results/{BATCH_128_RUN}-partial" and not run["args"]["resume_from_checkpoint"]
     text = " ".join(LOG.split())
     assert conv_variant_sentences(BATCH_128_RUN) in text
@@ -729,14 +731,9 @@ def stopped_variant_sentences(name):
 def test_lr_5e_3_partial_figures_match_the_run_and_both_conv_tokenizer_seeds():
     # Runs stopped early: the conv-tokenizer-100 preset's command at peak LR 5e-3 (one change), stopped by a session's
     # time limit, against the preset's two seeds at the same epochs; the same change at 40 epochs; its epoch times.
-    run, conv, seed_43 = metrics_of(LR_5E_3_RUN, CONV_RUN, CONV_SEED_43)
+    run, (conv, _) = preset_variant(LR_5E_3_RUN, "lr", 5e-3, 4e-3)
     reached = run["epoch"][-1]
     assert run["epoch"] == list(range(1, reached + 1)) and 20 <= reached < run["args"]["epochs"] == 100
-    assert (run["args"]["seed"], run["args"]["lr"], seed_43["args"]["lr"]) == (42, 5e-3, 4e-3)
-    where = {"seed", "lr", "output_dir", "resume_from_checkpoint", "save_total_limit"}  # the rest: the preset's
-    assert {k: v for k, v in run["args"].items() if k not in where} == {
-        k: v for k, v in seed_43["args"].items() if k not in where}
-    assert run["num_parameters"] == seed_43["num_parameters"]
     text = " ".join(LOG.split())
     assert stopped_variant_sentences(LR_5E_3_RUN) in text
     at_40 = [100 * m["eval_accuracy"][-1] for m in metrics_of(
