@@ -731,8 +731,68 @@ def test_lr_5e_3_figures_match_the_run_and_both_conv_tokenizer_seeds():
     assert below > 50 > above
     assert all(abs(run["train_loss"][-1] - m["train_loss"][-1]) < 0.01 for m in preset)
     assert (f"One seed so far; it ended below both seeds, by less than their {abs(ends[0] - ends[1]):.2f}-point "
-            f"spread, after trailing both for most of the run, with the same training loss: the higher peak LR bought nothing "
-            f"at 100 epochs, and the preset keeps 4e-3.") in text
+            f"spread, after trailing both for most of the run, with the same training loss: the higher peak LR bought "
+            f"nothing at 100 epochs, and the preset keeps 4e-3.") in text
+
+
+RANDAUGMENT_RUN = "conv-tokenizer-100-randaugment-partial"  # stopped early by a session's time limit
+
+
+def stopped_variant_sentences(name):
+    """The "Runs stopped early" sentences on a run of the conv-tokenizer-100 preset's command with one change, stopped
+    before its epoch 100: where it stood at the epoch it reached and over the (up to) 20 before, past the first
+    three, against the preset's two seeds at the same epochs, and what those seeds still gained from there to their
+    end (its cosine has as far to go)."""
+    run, *preset = metrics_of(name, CONV_RUN, CONV_SEED_43)
+    reached = run["epoch"][-1]
+    accuracy, *others = ([100 * x for x in m["eval_accuracy"]] for m in (run, *preset))
+    there = [other[reached - 1] for other in others]
+    span = min(20, reached - 3)
+
+    def window(values):  # the mean over the last `span` epochs it reached
+        return f"{statistics.mean(values[reached - span:reached]):.2f}%"
+
+    above, below = epochs_above_and_below(accuracy, others)
+    gains = " and ".join(f"{other[-1] - at:.2f}" for other, at in zip(others, there))
+    return (f"At epoch {reached} it had **{accuracy[-1]:.2f}%** against {there[0]:.2f}% and {there[1]:.2f}% for the "
+            f"preset's seeds 42 and 43 at that epoch; over epochs {reached - span + 1}-{reached} it averaged "
+            f"{window(accuracy)} against their {window(others[0])} and {window(others[1])}, and it was above both "
+            f"seeds at {above} of its {reached} epochs and below both at {below}. From epoch {reached} to their end "
+            f"the preset's seeds gained a further {gains} points.")
+
+
+def test_randaugment_partial_figures_match_the_run_and_both_conv_tokenizer_seeds():
+    # Runs stopped early: the conv-tokenizer-100 preset's command with RandAugment in place of TrivialAugmentWide (one
+    # change), stopped by a session's time limit, against the preset's two seeds at the same epochs; the two
+    # policies' strongest distortions on a 32x32 image, as the log quotes them; its epoch times.
+    from simple_vit_training.policies import OPS, BatchedRandAugment, BatchedTrivialAugmentWide
+
+    run, (conv, seed_43) = preset_variant(RANDAUGMENT_RUN, "augmentation", "randaugment", "trivialaugment")
+    reached = run["epoch"][-1]
+    assert run["epoch"] == list(range(1, reached + 1)) and 10 <= reached < run["args"]["epochs"] == 100
+    text = " ".join(LOG.split())
+    assert stopped_variant_sentences(RANDAUGMENT_RUN) in text
+    size = json.loads((ROOT / "results" / CONV_RUN / "config.json").read_text())["image_size"]
+    wide, rand = BatchedTrivialAugmentWide(), BatchedRandAugment()
+    strongest = wide.magnitude_values(size, size).max(dim=1).values
+    fixed = rand.magnitude_values(size, size)[:, rand.magnitude]
+    translate, rotate, shear = (OPS.index(op) for op in ("TranslateX", "Rotate", "ShearX"))
+    assert (f"TrivialAugmentWide (the preset's) gives each image one operation at a magnitude drawn uniformly from "
+            f"{wide.num_magnitude_bins} bins, up to shifts of {strongest[translate]:.0f} pixels (the whole image), "
+            f"rotations of {strongest[rotate]:.0f} degrees and shears of {strongest[shear]:.2f}; RandAugment at "
+            f"torchvision's defaults gives it {rand.num_ops} operations in a row, each at the fixed bin "
+            f"{rand.magnitude} of {rand.num_magnitude_bins}: shifts of {int(fixed[translate])} pixels, rotations of "
+            f"{fixed[rotate]:.0f} degrees, shears of {fixed[shear]:.2f}") in text
+    assert strongest[translate] == size and int(fixed[translate]) < size / 4  # the contrast the sentence draws
+    # Why: the preset's runs underfit their augmented images (its two seeds end alike, so one figure each).
+    train, test = ({f"{m[key][-1]:.2f}" for m in (conv, seed_43)} for key in ("train_loss", "eval_loss"))
+    assert len(train) == len(test) == 1 and float(min(train)) > float(min(test))
+    assert (f"(the preset's seeds end with a training loss of {min(train)} against a test loss of "
+            f"{min(test)})") in text
+    seconds = run["epoch_seconds"]
+    assert (f"(median epoch {statistics.median(seconds):.0f} s, up to {max(seconds):.0f} s: "
+            f"{statistics.median(seconds) / statistics.median(conv['epoch_seconds']):.2f}x the conv-tokenizer-100 "
+            f"run's median; {sum(seconds) / 3600:.2f} h for the {reached} epochs)") in text
 
 
 TRIVIALAUGMENT_SEED_43_RUN = "improved-trivialaugment-seed-43"
