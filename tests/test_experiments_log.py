@@ -765,7 +765,8 @@ def test_randaugment_partial_figures_match_the_run_and_both_conv_tokenizer_seeds
     # Runs stopped early: the conv-tokenizer-100 preset's command with RandAugment in place of TrivialAugmentWide (one
     # change), stopped by a session's time limit, against the preset's two seeds at the same epochs; the two
     # policies' strongest distortions on a 32x32 image, as the log quotes them; its epoch times.
-    from simple_vit_training.policies import OPS, BatchedRandAugment, BatchedTrivialAugmentWide
+    from simple_vit_training.augmentation import BatchAugment
+    from simple_vit_training.policies import OPS
 
     run, (conv, seed_43) = preset_variant(RANDAUGMENT_RUN, "augmentation", "randaugment", "trivialaugment")
     reached = run["epoch"][-1]
@@ -773,7 +774,8 @@ def test_randaugment_partial_figures_match_the_run_and_both_conv_tokenizer_seeds
     text = " ".join(LOG.split())
     assert stopped_variant_sentences(RANDAUGMENT_RUN) in text
     size = json.loads((ROOT / "results" / CONV_RUN / "config.json").read_text())["image_size"]
-    wide, rand = BatchedTrivialAugmentWide(), BatchedRandAugment()
+    # The policies as run_train.py builds them for each --augmentation value.
+    wide, rand = (BatchAugment(kind, size).batch_policy for kind in ("trivialaugment", "randaugment"))
     strongest = wide.magnitude_values(size, size).max(dim=1).values
     fixed = rand.magnitude_values(size, size)[:, rand.magnitude]
     translate, rotate, shear = (OPS.index(op) for op in ("TranslateX", "Rotate", "ShearX"))
