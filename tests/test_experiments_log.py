@@ -636,15 +636,16 @@ def test_wide_tokenizer_figures_match_the_run_and_both_conv_tokenizer_seeds():
 
 def preset_variant(name, key, value, preset_value):
     """A run of the conv-tokenizer-100 preset's command with one change, its argument `key` at `value` instead of the
-    preset's `preset_value`, checked to change nothing else (seed 42, the preset's model); its metrics and the
-    preset's two seeds'."""
+    preset's `preset_value`, checked to change nothing else (seed 42; the preset's model unless `key` is the model
+    config); its metrics and the preset's two seeds'."""
     run, *preset = metrics_of(name, CONV_RUN, CONV_SEED_43)
     seed_43 = preset[1]
     assert (run["args"]["seed"], run["args"][key], seed_43["args"][key]) == (42, value, preset_value)
     where = {"seed", key, "output_dir", "resume_from_checkpoint", "save_total_limit"}  # the rest: the preset's
     assert {k: v for k, v in run["args"].items() if k not in where} == {
         k: v for k, v in seed_43["args"].items() if k not in where}
-    assert run["num_parameters"] == seed_43["num_parameters"]
+    if key != "model_config":
+        assert run["num_parameters"] == seed_43["num_parameters"]
     return run, preset
 
 
@@ -740,29 +741,6 @@ def test_lr_5e_3_figures_match_the_run_and_both_conv_tokenizer_seeds():
             f"nothing at 100 epochs, and the preset keeps 4e-3.") in text
 
 
-def stopped_variant_sentences(name):
-    """The "Runs stopped early" sentences on a run of the conv-tokenizer-100 preset's command with one change, stopped
-    before its epoch 100: where it stood at the epoch it reached and over the (up to) 20 before, past the first
-    three, against the preset's two seeds at the same epochs, and what those seeds still gained from there to their
-    end (its cosine has as far to go)."""
-    run, *preset = metrics_of(name, CONV_RUN, CONV_SEED_43)
-    reached = run["epoch"][-1]
-    accuracy, *others = ([100 * x for x in m["eval_accuracy"]] for m in (run, *preset))
-    there = [other[reached - 1] for other in others]
-    span = min(20, reached - 3)
-
-    def window(values):  # the mean over the last `span` epochs it reached
-        return f"{statistics.mean(values[reached - span:reached]):.2f}%"
-
-    above, below = epochs_above_and_below(accuracy, others)
-    gains = " and ".join(f"{other[-1] - at:.2f}" for other, at in zip(others, there))
-    return (f"At epoch {reached} it had **{accuracy[-1]:.2f}%** against {there[0]:.2f}% and {there[1]:.2f}% for the "
-            f"preset's seeds 42 and 43 at that epoch; over epochs {reached - span + 1}-{reached} it averaged "
-            f"{window(accuracy)} against their {window(others[0])} and {window(others[1])}, and it was above both "
-            f"seeds at {above} of its {reached} epochs and below both at {below}. From epoch {reached} to their end "
-            f"the preset's seeds gained a further {gains} points.")
-
-
 def test_randaugment_figures_match_the_run_and_both_conv_tokenizer_seeds():
     # Findings: the conv-tokenizer-100 preset's command with RandAugment in place of TrivialAugmentWide (one change)
     # against the preset's two seeds, and the two policies' strongest distortions on a 32x32 image, as the log quotes
@@ -805,6 +783,67 @@ def test_randaugment_figures_match_the_run_and_both_conv_tokenizer_seeds():
             f"loss {run['train_loss'][-1]:.2f} against {min(train)}) for about the same test loss: the milder policy "
             f"made training easier rather than the model better, and the preset keeps TrivialAugmentWide until a "
             f"second seed says more.") in text
+
+
+WIDE_SHALLOW_RUN = "conv-tokenizer-100-five-layers-hidden-64-partial"  # stopped early by a session's time limit
+WIDE_SHALLOW_CONFIG = "configs/five-layers-hidden-64-mlp-128-mean-pooling-conv-tokenizer-32-channels-lsa.json"
+
+
+def stopped_variant_sentences(name):
+    """The "Runs stopped early" sentences on a run of the conv-tokenizer-100 preset's command with one change, stopped
+    before its epoch 100: where it stood at the epoch it reached and over the (up to) 20 before, past the first
+    three, against the preset's two seeds at the same epochs, and what those seeds still gained from there to their
+    end (its cosine has as far to go)."""
+    run, *preset = metrics_of(name, CONV_RUN, CONV_SEED_43)
+    reached = run["epoch"][-1]
+    accuracy, *others = ([100 * x for x in m["eval_accuracy"]] for m in (run, *preset))
+    there = [other[reached - 1] for other in others]
+    span = min(20, reached - 3)
+
+    def window(values):  # the mean over the last `span` epochs it reached
+        return f"{statistics.mean(values[reached - span:reached]):.2f}%"
+
+    above, below = epochs_above_and_below(accuracy, others)
+    gains = " and ".join(f"{other[-1] - at:.2f}" for other, at in zip(others, there))
+    return (f"At epoch {reached} it had **{accuracy[-1]:.2f}%** against {there[0]:.2f}% and {there[1]:.2f}% for the "
+            f"preset's seeds 42 and 43 at that epoch; over epochs {reached - span + 1}-{reached} it averaged "
+            f"{window(accuracy)} against their {window(others[0])} and {window(others[1])}, and it was above both "
+            f"seeds at {above} of its {reached} epochs and below both at {below}. From epoch {reached} to their end "
+            f"the preset's seeds gained a further {gains} points.")
+
+
+def test_wide_shallow_partial_figures_match_the_run_and_both_conv_tokenizer_seeds():
+    # Runs stopped early: the conv-tokenizer-100 preset's command on a wider, shallower model (one change: the model
+    # config), stopped by a session's time limit, against the preset's two seeds at the same epochs; the two models'
+    # shapes and sizes, as the log quotes them; its epoch times.
+    run, (conv, _) = preset_variant(WIDE_SHALLOW_RUN, "model_config", WIDE_SHALLOW_CONFIG,
+                                    "configs/six-layers-mean-pooling-conv-tokenizer-lsa.json")
+    reached = run["epoch"][-1]
+    assert run["epoch"] == list(range(1, reached + 1)) and 10 <= reached < run["args"]["epochs"] == 100
+    text = " ".join(LOG.split())
+    assert stopped_variant_sentences(WIDE_SHALLOW_RUN) in text
+    preset = json.loads((ROOT / "results" / CONV_RUN / "config.json").read_text())
+    shape = json.loads((ROOT / WIDE_SHALLOW_CONFIG).read_text())
+    assert {key: shape[key] != preset[key] for key in ("hidden_size", "num_hidden_layers", "intermediate_size")} == {
+        "hidden_size": True, "num_hidden_layers": True, "intermediate_size": True}
+    ratio = shape["intermediate_size"] // shape["hidden_size"]
+    assert (f"{shape['num_hidden_layers']} layers of width {shape['hidden_size']} with an MLP of "
+            f"{shape['intermediate_size']} ({ratio} times the width) and {shape['tokenizer_channels']} tokenizer "
+            f"channels, where the preset has {preset['num_hidden_layers']} layers of width {preset['hidden_size']} "
+            f"with an MLP of {preset['intermediate_size']} ({preset['intermediate_size'] // preset['hidden_size']} "
+            f"times) and {preset['hidden_size'] // 2}") in text
+    assert shape["tokenizer_channels"] == shape["hidden_size"] // 2  # as wide a tokenizer, relative to the width
+    assert run["num_parameters"] <= 200_000
+    assert (f"{run['num_parameters']:,} parameters, {run['num_parameters'] - conv['num_parameters']:,} more than the "
+            f"preset's {conv['num_parameters']:,}") in text
+    # The same kind of change at 40 epochs, quoted as what it gave there.
+    narrow, wide = (100 * metrics_of(name)[0]["eval_accuracy"][-1] for name in (
+        "improved-6-layers-mean-bs64-lr3e-3-40-epochs", "improved-40-5-layers-hidden-64"))
+    assert f"gave {wide:.2f}% against {narrow:.2f}%" in text
+    seconds = run["epoch_seconds"]
+    assert (f"(median epoch {statistics.median(seconds):.0f} s, up to {max(seconds):.0f} s: "
+            f"{statistics.median(seconds) / statistics.median(conv['epoch_seconds']):.2f}x the conv-tokenizer-100 "
+            f"run's median; {sum(seconds) / 3600:.2f} h for the {reached} epochs)") in text
 
 
 TRIVIALAUGMENT_SEED_43_RUN = "improved-trivialaugment-seed-43"
