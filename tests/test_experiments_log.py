@@ -425,8 +425,7 @@ BATCH_128_RUN = "conv-tokenizer-100-batch-128"
 LR_5E_3_RUN = "conv-tokenizer-100-lr-5e-3"
 RANDAUGMENT_RUN = "conv-tokenizer-100-randaugment"
 # Runs of the conv-tokenizer-100 preset's command with one change (a model config, the batch size, the peak LR or
-# the augmentation):
-# what changed, and its Findings bullet.
+# the augmentation): what changed, and its Findings bullet.
 CONV_VARIANTS = {SEQUENCE_POOLING_RUN: ("with sequence pooling in place of its mean pooling", "Sequence pooling"),
                  WIDE_TOKENIZER_RUN: ("with 56 tokenizer channels", "56 tokenizer channels"),
                  BATCH_32_RUN: ("at batch 32", "Batch 32"),
@@ -816,6 +815,7 @@ def test_wide_shallow_partial_figures_match_the_run_and_both_conv_tokenizer_seed
     # config), stopped by a session's time limit, against the preset's two seeds at the same epochs; the two models'
     # shapes and sizes, as the log quotes them; its epoch times.
     from configuration_simple_vit import SimpleViTConfig
+    from simple_vit_training.model_config import load_model_config_overrides
 
     run, (conv, _) = preset_variant(WIDE_SHALLOW_RUN, "model_config", WIDE_SHALLOW_CONFIG,
                                     "configs/six-layers-mean-pooling-conv-tokenizer-lsa.json")
@@ -824,7 +824,7 @@ def test_wide_shallow_partial_figures_match_the_run_and_both_conv_tokenizer_seed
     text = " ".join(LOG.split())
     assert stopped_variant_sentences(WIDE_SHALLOW_RUN) in text
     preset = json.loads((ROOT / "results" / CONV_RUN / "config.json").read_text())
-    shape = json.loads((ROOT / WIDE_SHALLOW_CONFIG).read_text())
+    shape = load_model_config_overrides(ROOT / WIDE_SHALLOW_CONFIG)
     assert all(shape[key] != preset[key] for key in ("hidden_size", "num_hidden_layers", "intermediate_size"))
     ratio = shape["intermediate_size"] // shape["hidden_size"]
     assert (f"{shape['num_hidden_layers']} layers of width {shape['hidden_size']} with an MLP of "
@@ -840,9 +840,10 @@ def test_wide_shallow_partial_figures_match_the_run_and_both_conv_tokenizer_seed
     # and 6 of the default width 48), quoted as what it gave there.
     runs_at_40 = metrics_of("improved-6-layers-mean-bs64-lr3e-3-40-epochs", "improved-40-5-layers-hidden-64")
     assert [m["args"]["epochs"] for m in runs_at_40] == [40, 40]
-    narrow, wide = (SimpleViTConfig(**json.loads((ROOT / m["args"]["model_config"]).read_text())) for m in runs_at_40)
-    assert (narrow.num_hidden_layers, narrow.hidden_size) == (6, 48)
-    assert (wide.num_hidden_layers, wide.hidden_size, wide.intermediate_size) == (5, 64, 160)
+    narrow_shape, wide_shape = (SimpleViTConfig(**load_model_config_overrides(ROOT / m["args"]["model_config"]))
+                                for m in runs_at_40)
+    assert (narrow_shape.num_hidden_layers, narrow_shape.hidden_size) == (6, 48)
+    assert (wide_shape.num_hidden_layers, wide_shape.hidden_size, wide_shape.intermediate_size) == (5, 64, 160)
     narrow, wide = (100 * m["eval_accuracy"][-1] for m in runs_at_40)
     assert (f"5 layers of width 64 with an MLP of 160 in place of 6 of width 48, gave {wide:.2f}% against "
             f"{narrow:.2f}%") in text
