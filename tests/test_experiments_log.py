@@ -787,11 +787,12 @@ def test_randaugment_figures_match_the_run_and_both_conv_tokenizer_seeds():
             f"second seed says more.") in text
 
 
-def stopped_variant_sentences(name):
+def stopped_variant_sentences(name, first=None):
     """The "Runs stopped early" sentences on a run of the conv-tokenizer-100 preset's command with one change, stopped
     before its epoch 100: where it stood at the epoch it reached and over the (up to) 20 before, past the first
     three, against the preset's two seeds at the same epochs, and what those seeds still gained from there to their
-    end (its cosine has as far to go)."""
+    end (its cosine has as far to go); for a second seed of a finished run (`first`, seed 42), the same for that
+    run."""
     run, *preset = metrics_of(name, CONV_RUN, CONV_SEED_43)
     reached = run["epoch"][-1]
     accuracy, *others = ([100 * x for x in m["eval_accuracy"]] for m in (run, *preset))
@@ -803,11 +804,15 @@ def stopped_variant_sentences(name):
 
     above, below = epochs_above_and_below(accuracy, others)
     gains = " and ".join(f"{other[-1] - at:.2f}" for other, at in zip(others, there))
+    first_accuracy = [100 * x for x in metrics_of(first)[0]["eval_accuracy"]] if first else None
     return (f"At epoch {reached} it had **{accuracy[-1]:.2f}%** against {there[0]:.2f}% and {there[1]:.2f}% for the "
             f"preset's seeds 42 and 43 at that epoch; over epochs {reached - span + 1}-{reached} it averaged "
             f"{window(accuracy)} against their {window(others[0])} and {window(others[1])}, and it was above both "
             f"seeds at {above} of its {reached} epochs and below both at {below}. From epoch {reached} to their end "
-            f"the preset's seeds gained a further {gains} points.")
+            f"the preset's seeds gained a further {gains} points." + (f" The same command with seed 42 had "
+            f"{first_accuracy[reached - 1]:.2f}% at that epoch and {window(first_accuracy)} over those epochs, and "
+            f"gained a further {first_accuracy[-1] - first_accuracy[reached - 1]:.2f} points to its end."
+            if first else ""))
 
 
 def test_wide_shallow_figures_match_the_run_and_both_conv_tokenizer_seeds():
@@ -866,6 +871,28 @@ def test_wide_shallow_figures_match_the_run_and_both_conv_tokenizer_seeds():
     assert ended_at_86 == [WIDE_SHALLOW_RUN]  # the first, and so far the only one
     assert (ROOT / "results" / WIDE_SHALLOW_RUN / "model.safetensors").is_file()
     assert f"Its model is kept (`results/{WIDE_SHALLOW_RUN}/`, beside the README's headline models)" in text
+
+
+WIDE_SHALLOW_SEED_43_RUN = "conv-tokenizer-100-five-layers-hidden-64-seed-43-partial"  # stopped by a time limit
+
+
+def test_wide_shallow_seed_43_partial_figures_match_the_runs():
+    # Runs stopped early: the wider-model run's command with seed 43 (to tell its gain from seed noise), stopped by a
+    # session's time limit, against the preset's two seeds and the seed-42 run at the same epochs; its epoch times.
+    run, first, conv = metrics_of(WIDE_SHALLOW_SEED_43_RUN, WIDE_SHALLOW_RUN, CONV_RUN)
+    assert (first["args"]["seed"], run["args"]["seed"]) == (42, 43)
+    where = {"seed", "output_dir", "resume_from_checkpoint"}  # the rest: the seed-42 run's
+    assert {k: v for k, v in run["args"].items() if k not in where} == {
+        k: v for k, v in first["args"].items() if k not in where}
+    assert run["num_parameters"] == first["num_parameters"]
+    reached = run["epoch"][-1]
+    assert run["epoch"] == list(range(1, reached + 1)) and 10 <= reached < run["args"]["epochs"] == 100
+    text = " ".join(LOG.split())
+    assert stopped_variant_sentences(WIDE_SHALLOW_SEED_43_RUN, WIDE_SHALLOW_RUN) in text
+    seconds = run["epoch_seconds"]
+    assert (f"(median epoch {statistics.median(seconds):.0f} s, up to {max(seconds):.0f} s: "
+            f"{statistics.median(seconds) / statistics.median(conv['epoch_seconds']):.2f}x the conv-tokenizer-100 "
+            f"run's median; {sum(seconds) / 3600:.2f} h for the {reached} epochs)") in text
 
 
 TRIVIALAUGMENT_SEED_43_RUN = "improved-trivialaugment-seed-43"
