@@ -804,15 +804,17 @@ def stopped_variant_sentences(name, first=None):
 
     above, below = epochs_above_and_below(accuracy, others)
     gains = " and ".join(f"{other[-1] - at:.2f}" for other, at in zip(others, there))
-    first_accuracy = [100 * x for x in metrics_of(first)[0]["eval_accuracy"]] if first else None
-    return (f"At epoch {reached} it had **{accuracy[-1]:.2f}%** against {there[0]:.2f}% and {there[1]:.2f}% for the "
-            f"preset's seeds 42 and 43 at that epoch; over epochs {reached - span + 1}-{reached} it averaged "
-            f"{window(accuracy)} against their {window(others[0])} and {window(others[1])}, and it was above both "
-            f"seeds at {above} of its {reached} epochs and below both at {below}. From epoch {reached} to their end "
-            f"the preset's seeds gained a further {gains} points." + (f" The same command with seed 42 had "
-            f"{first_accuracy[reached - 1]:.2f}% at that epoch and {window(first_accuracy)} over those epochs, and "
-            f"gained a further {first_accuracy[-1] - first_accuracy[reached - 1]:.2f} points to its end."
-            if first else ""))
+    sentences = (f"At epoch {reached} it had **{accuracy[-1]:.2f}%** against {there[0]:.2f}% and {there[1]:.2f}% for "
+                 f"the preset's seeds 42 and 43 at that epoch; over epochs {reached - span + 1}-{reached} it averaged "
+                 f"{window(accuracy)} against their {window(others[0])} and {window(others[1])}, and it was above both "
+                 f"seeds at {above} of its {reached} epochs and below both at {below}. From epoch {reached} to their "
+                 f"end the preset's seeds gained a further {gains} points.")
+    if first:
+        seed_42 = [100 * x for x in metrics_of(first)[0]["eval_accuracy"]]
+        sentences += (f" The same command with seed 42 had {seed_42[reached - 1]:.2f}% at that epoch and "
+                      f"{window(seed_42)} over those epochs, and gained a further "
+                      f"{seed_42[-1] - seed_42[reached - 1]:.2f} points to its end.")
+    return sentences
 
 
 def test_wide_shallow_figures_match_the_run_and_both_conv_tokenizer_seeds():

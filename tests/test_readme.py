@@ -152,12 +152,12 @@ def test_results_note_states_the_second_seeds():
 def test_results_note_states_the_preset_candidate():
     # The one run beyond the presets that ended at a figure no preset reaches (86%, docs/experiments.md's goals
     # bullet): its model config, size and figure from its run, and the seed it has so far.
+    from simple_vit_training.model_config import load_model_config_overrides
+
     run = metrics("results/conv-tokenizer-100-five-layers-hidden-64")
     assert (run["args"]["recipe"], run["args"]["seed"], run["epoch"][-1]) == ("conv-tokenizer-100", 42, 100)
     best_preset = max(metrics(row_folder(row))["eval_accuracy"][-1] for row in headline_rows())
     assert run["eval_accuracy"][-1] > best_preset and run["num_parameters"] <= 200_000
-    from simple_vit_training.model_config import load_model_config_overrides
-
     config = load_model_config_overrides(ROOT / run["args"]["model_config"])  # what run_train.py read
     text = " ".join(section("Results").split())
     assert (f"One run beyond the presets, conv-tokenizer-100 on a wider, shallower model (`--model-config "
