@@ -154,7 +154,8 @@ def test_results_note_states_the_preset_candidate():
     # bullet): its model config, size and figure from its run, and the seed it has so far.
     from simple_vit_training.model_config import load_model_config_overrides
 
-    run = metrics("results/conv-tokenizer-100-five-layers-hidden-64")
+    folder = "results/conv-tokenizer-100-five-layers-hidden-64"
+    run = metrics(folder)
     assert (run["args"]["recipe"], run["args"]["seed"], run["epoch"][-1]) == ("conv-tokenizer-100", 42, 100)
     best_preset = max(metrics(row_folder(row))["eval_accuracy"][-1] for row in headline_rows())
     assert run["eval_accuracy"][-1] > best_preset and run["num_parameters"] <= 200_000
@@ -163,8 +164,7 @@ def test_results_note_states_the_preset_candidate():
     assert (f"One run beyond the presets, conv-tokenizer-100 on a wider, shallower model (`--model-config "
             f"{run['args']['model_config']}`: {config['num_hidden_layers']} layers of width {config['hidden_size']}, "
             f"MLP {config['intermediate_size']}; {run['num_parameters']:,} parameters), ended at "
-            f"**{100 * run['eval_accuracy'][-1]:.2f}%** (seed 42 only; "
-            f"`results/conv-tokenizer-100-five-layers-hidden-64/`).") in text
+            f"**{100 * run['eval_accuracy'][-1]:.2f}%** (seed 42 only; `{folder}/`).") in text
 
 
 def test_quick_start_timings_are_the_tutorial_runs():
