@@ -1,9 +1,9 @@
-"""results/ holds evidence: every run its metrics and figures, and only the headline models (and a preset's candidate)
-their weights, each with exactly the project's current model code beside them (kept so by `python
-tools/sync_model_code.py`)."""
+"""results/ holds evidence: every run its metrics and figures, and only the headline models their weights, each
+with exactly the project's current model code beside them (kept so by `python tools/sync_model_code.py`)."""
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,12 +19,10 @@ from experiment_log import stopped_run_commands  # noqa: E402
 RUNS = sorted(p for p in (ROOT / "results").iterdir() if p.is_dir())
 MODELS = [run for run in RUNS if (run / "model.safetensors").is_file()]
 EVIDENCE = {"metrics.json", "metrics.png", "attention.png"}
-# The models the README's headline table points to; tests/test_results.py also reads the last two.
-HEADLINE_MODELS = ["seed-config", "tutorial-recipe", "improved-trivialaugment", "improved-40-lr-4e-3", "improved-20-no-final-layernorm",
-                   "improved-40-spt-lsa-100-epochs-trivialaugment", "improved-100-conv-tokenizer"]
-# A run that reached a goal no preset reaches yet, with one seed: its weights are kept for the preset that a second
-# seed may make of it (docs/experiments.md, "A wider, shallower model").
-PRESET_CANDIDATES = ["conv-tokenizer-100-five-layers-hidden-64"]
+# The models the README's headline table points to (tests/test_results.py's PRESET_RUNS names the presets' runs).
+HEADLINE_MODELS = ["seed-config", "tutorial-recipe", "improved-trivialaugment", "improved-40-lr-4e-3",
+                   "improved-20-no-final-layernorm", "improved-40-spt-lsa-100-epochs-trivialaugment",
+                   "improved-100-conv-tokenizer", "conv-tokenizer-100-five-layers-hidden-64"]
 
 
 # A run a session's time limit stopped may keep the one checkpoint it stopped at (its checkpoints/ folder is
@@ -156,8 +154,14 @@ def test_headline_models_keep_their_weights():
     assert [name for name in HEADLINE_MODELS if ROOT / "results" / name not in MODELS] == []
 
 
-def test_only_headline_models_and_preset_candidates_keep_weights():
-    assert sorted(run.name for run in MODELS) == sorted(HEADLINE_MODELS + PRESET_CANDIDATES)
+def test_only_headline_models_keep_weights():
+    assert sorted(run.name for run in MODELS) == sorted(HEADLINE_MODELS)
+
+
+def test_experiment_log_names_the_headline_models():
+    # The log's opening says which runs keep their model: exactly these.
+    opening = (ROOT / "docs" / "experiments.md").read_text().split("What checks this page")[0]
+    assert sorted(re.findall(r"`results/([^`/]+)/`", opening)) == sorted(HEADLINE_MODELS)
 
 
 def test_repository_results_are_in_sync():

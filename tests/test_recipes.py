@@ -18,7 +18,8 @@ SHIPPED = sorted(RECIPES_DIR.glob("*.json"))
 
 def test_the_shipped_recipes_are_the_recipe_choices():
     assert recipe_names() == [
-        "conv-tokenizer-100", "improved", "improved-100", "improved-20", "improved-40", "tutorial", "tutorial-size-100"
+        "conv-tokenizer-100", "conv-tokenizer-wide-100", "improved", "improved-100", "improved-20", "improved-40",
+        "tutorial", "tutorial-size-100"
     ]
 
 
@@ -97,8 +98,9 @@ def test_bad_recipe_file_is_a_clear_error(tmp_path, content, expected):
 
 @pytest.mark.parametrize(
     "recipe, expected",
-    [("improved-50", "unknown --recipe 'improved-50': choose one of conv-tokenizer-100, improved, improved-100, "
-                     "improved-20, improved-40, tutorial, tutorial-size-100, or give a .json file"),
+    [("improved-50", "unknown --recipe 'improved-50': choose one of conv-tokenizer-100, "
+                     "conv-tokenizer-wide-100, improved, improved-100, improved-20, improved-40, tutorial, "
+                     "tutorial-size-100, or give a .json file"),
      ("no/such/recipe.json", "--recipe file not found: no/such/recipe.json")],
 )
 def test_unknown_recipe_is_one_line_without_traceback(tmp_path, recipe, expected):

@@ -110,6 +110,7 @@ PRESET_RUNS = {
     "tutorial-size-100": ROOT / "results" / "seed-config",
     "improved-20": ROOT / "results" / "improved-20-no-final-layernorm",
     "conv-tokenizer-100": ROOT / "results" / "improved-100-conv-tokenizer",
+    "conv-tokenizer-wide-100": ROOT / "results" / "conv-tokenizer-100-five-layers-hidden-64",
 }
 
 
