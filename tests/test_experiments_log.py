@@ -489,10 +489,9 @@ def goal_86_clause():
     def seeds(ends):
         return f"**{ends[0]:.2f}%** with seed 42 and **{ends[1]:.2f}%** with seed 43"
 
-    met = [seed for seed, end in zip((42, 43), wide) if end >= 86]
-    preset = "the `conv-tokenizer-wide-100` preset (conv-tokenizer-100 on a wider, shallower model)"
-    verdict = (f"is met by {preset}" if len(met) == 2 else f"is met by {preset} with seed {met[0]} only" if met else
-               f"is not met; the best preset is {preset}")
+    # Seed 42's end is asserted at or above 86% (test_wide_shallow_figures_...); seed 43's decides.
+    verdict = ("is met by the `conv-tokenizer-wide-100` preset (conv-tokenizer-100 on a wider, shallower model)" +
+               ("" if wide[1] >= 86 else " with seed 42 only"))
     variants = [(what, bullet, 100 * metrics_of(name)[0]["eval_accuracy"][-1])
                 for name, (what, bullet) in CONV_VARIANTS.items() if name != WIDE_SHALLOW_RUN]
     higher = "".join(f"; {what} it ended at **{end:.2f}%** (seed 42, one seed so far; the bullet \"{bullet}\")"
@@ -853,10 +852,10 @@ def wide_shallow_verdict():
                   for names in ((WIDE_SHALLOW_RUN, WIDE_SHALLOW_SEED_43_RUN), (CONV_RUN, CONV_SEED_43)))
     assert min(wide) > max(conv)  # what made it a preset: better than conv-tokenizer-100 with either seed
     mean, conv_mean = statistics.mean(wide), statistics.mean(conv)
-    short = [(seed, end) for seed, end in zip((42, 43), wide) if end < 86]
-    goal = (f"meets the goal of 86% with both seeds, by {wide[0] - 86:.2f} and {wide[1] - 86:.2f} points" if not short
-            else f"meets the goal of 86% with one seed of the two (seed {short[0][0]}: {short[0][1]:.2f}%, "
-            f"{86 - short[0][1]:.2f} points short)")
+    # Seed 42's end is asserted at or above 86% (test_wide_shallow_figures_...); seed 43's decides.
+    goal = (f"meets the goal of 86% with both seeds, by {wide[0] - 86:.2f} and {wide[1] - 86:.2f} points"
+            if wide[1] >= 86 else
+            f"meets the goal of 86% with seed 42 only (seed 43: {wide[1]:.2f}%, {86 - wide[1]:.2f} points short)")
     return (f"The two seeds average {mean:.2f}%, {mean - conv_mean:.2f} points above the conv-tokenizer-100 preset's "
             f"two ({conv_mean:.2f}%), and the worse of them ({min(wide):.2f}%) is above that preset's better seed "
             f"({max(conv):.2f}%): spent on width rather than on depth and a 4-times MLP, the same budget served this "
