@@ -479,12 +479,18 @@ def test_conv_tokenizer_figures_match_the_run_and_both_improved_100_seeds():
             f"{statistics.median(seconds) / spt_seconds:.2f}x the improved-100 seed-43 run's median).") in text
 
 
+def seed_ends():
+    """The last epochs' accuracies (%), seeds 42 and 43, of the conv-tokenizer-wide-100 preset (the wider-model runs)
+    and of the conv-tokenizer-100 preset."""
+    return ([100 * m["eval_accuracy"][-1] for m in metrics_of(*names)]
+            for names in ((WIDE_SHALLOW_RUN, WIDE_SHALLOW_SEED_43_RUN), (CONV_RUN, CONV_SEED_43)))
+
+
 def goal_86_clause():
     """The goals bullet's verdict on 86%, from the two seeds of the best preset here (conv-tokenizer-wide-100, the
     wider-model runs) and of the conv-tokenizer-100 preset it was made from, and from that preset's other runs with
     one change, each named when it ended higher than both of that preset's seeds."""
-    wide, conv = ([100 * run["eval_accuracy"][-1] for run in metrics_of(*names)]
-                  for names in ((WIDE_SHALLOW_RUN, WIDE_SHALLOW_SEED_43_RUN), (CONV_RUN, CONV_SEED_43)))
+    wide, conv = seed_ends()
 
     def seeds(ends):
         return f"**{ends[0]:.2f}%** with seed 42 and **{ends[1]:.2f}%** with seed 43"
@@ -848,8 +854,7 @@ def test_wide_shallow_figures_match_the_run_and_both_conv_tokenizer_seeds():
 def wide_shallow_verdict():
     """The wider-model bullet's verdict on its two seeds: their mean against the conv-tokenizer-100 preset's two, the
     worse of them against that preset's better seed, and the preset made of it, with the seeds that meet 86%."""
-    wide, conv = ([100 * m["eval_accuracy"][-1] for m in metrics_of(*names)]
-                  for names in ((WIDE_SHALLOW_RUN, WIDE_SHALLOW_SEED_43_RUN), (CONV_RUN, CONV_SEED_43)))
+    wide, conv = seed_ends()
     assert min(wide) > max(conv)  # what made it a preset: better than conv-tokenizer-100 with either seed
     mean, conv_mean = statistics.mean(wide), statistics.mean(conv)
     # Seed 42's end is asserted at or above 86% (test_wide_shallow_figures_...); seed 43's decides.
